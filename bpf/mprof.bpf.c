@@ -1,4 +1,457 @@
-// placeholder
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mprof kernel side: follow the exact RSS (file + anon + shmem pages, what /proc/PID/status calls
+ * VmRSS) of a set of processes and of all their descendants, and send userspace only what it needs
+ * to draw the curve and know every peak: turning points larger than the granularity, births,
+ * execs and deaths. A page-fault storm therefore costs a map update per fault, not a ring-buffer
+ * record per fault.
+ *
+ * Why tp_btf/rss_stat and a per-CPU sum here (measured on 6.18, see README "Exactness"):
+ *  - rss_stat fires on every change of an mm counter (add_mm_counter and friends).
+ *  - Since v6.2 the counters are percpu_counters. Their .count alone lags by up to
+ *    batch * nr_cpus pages (256 KiB on 2 CPUs), which is not what VmRSS says. The classic
+ *    tracepoint's size field is exact (percpu_counter_sum_positive() under the counter's lock),
+ *    but the classic tracepoint needs tracefs to attach and only tells the value of the member
+ *    that changed, for events raised in the mm's own context (curr=1).
+ *  - tp_btf gets the mm itself, so we can attribute teardown and reclaim events through
+ *    mm->owner, and sum the per-CPU parts ourselves: count + sum over CPUs of counters[cpu],
+ *    the per-CPU address being found through the x86 per-CPU variable this_cpu_off. That is the
+ *    same sum percpu_counter_sum() makes, without its lock: a fold racing on another CPU can be
+ *    seen twice for an instant, never lost (folds only happen in the process's own faults, which
+ *    raise their own event right after).
+ * Where this_cpu_off does not exist (other architectures), the loader uses the classic tracepoint
+ * program below instead (mounting tracefs if needed).
+ */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "mprof.h"
+#include "zigzag.h"
+#include "core_fixes.bpf.h"
+
 char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+const volatile __u32 nr_cpus = 1;
+const volatile __u64 granularity = 256; /* pages: 1 MiB of 4 KiB pages */
+const volatile __u32 page_shift = 12;
+
+struct mp_stats stats = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MP_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct mp_proc);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MP_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct mp_group);
+} groups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/* x86: per-CPU copy of __per_cpu_offset[cpu]. Weak: absent elsewhere, then unused. */
+extern const unsigned long this_cpu_off __ksym __weak;
+
+/*
+ * The kernel's counter index of our member @m. The enum is anonymous in BTF, so CO-RE cannot
+ * relocate it; its values have not moved since MM_SHMEMPAGES was added in v4.5 (commit
+ * eca56ff906bd, "mm, shmem: add internal shmem resident memory accounting").
+ */
+static __always_inline int kernel_member(int m)
+{
+	switch (m) {
+	case MP_FILE:
+		return MM_FILEPAGES;
+	case MP_ANON:
+		return MM_ANONPAGES;
+	default:
+		return MM_SHMEMPAGES;
+	}
+}
+
+/* Our member index of kernel counter @k, or -1 for counters that are not resident memory. */
+static __always_inline int our_member(int k)
+{
+	if (k == kernel_member(MP_FILE))
+		return MP_FILE;
+	if (k == kernel_member(MP_ANON))
+		return MP_ANON;
+	if (k == kernel_member(MP_SHMEM))
+		return MP_SHMEM;
+	return -1; /* MM_SWAPENTS */
+}
+
+/* Exact value of a v6.2+ percpu_counter: count plus every CPU's unfolded part. */
+static __always_inline __s64 pcpu_counter_sum(struct percpu_counter *c)
+{
+	__s64 sum = BPF_CORE_READ(c, count);
+	void *counters = BPF_CORE_READ(c, counters);
+
+	for (__u32 cpu = 0; cpu < MP_MAX_CPUS; cpu++) {
+		const unsigned long *off;
+		__s32 part = 0;
+
+		if (cpu >= nr_cpus)
+			break;
+		off = bpf_per_cpu_ptr(&this_cpu_off, cpu);
+		if (!off)
+			continue;
+		if (bpf_probe_read_kernel(&part, sizeof(part), counters + *off))
+			continue;
+		sum += part;
+	}
+	return sum < 0 ? 0 : sum;
+}
+
+/* Before v6.2: the atomic counter (see core_fixes.bpf.h). */
+static __always_inline __u64 atomic_member(struct mm_struct *mm, int k)
+{
+	struct mm_struct___pre62 *old = (void *)mm;
+	long v;
+
+	if (k == 0)
+		v = BPF_CORE_READ(old, rss_stat.count[0].counter);
+	else if (k == 1)
+		v = BPF_CORE_READ(old, rss_stat.count[1].counter);
+	else if (k == 3)
+		v = BPF_CORE_READ(old, rss_stat.count[3].counter);
+	else
+		v = BPF_CORE_READ(old, rss_stat.count[2].counter);
+	return v < 0 ? 0 : v;
+}
+
+/* Pages in our member @m of @mm, exactly. Only for the tp_btf program (uses this_cpu_off). */
+static __always_inline __u64 member_pages(struct mm_struct *mm, int m)
+{
+	int k = kernel_member(m);
+
+	if (!mp_rss_is_percpu())
+		return atomic_member(mm, k);
+	/* constant indices keep the CO-RE access strings simple */
+	if (k == 0)
+		return pcpu_counter_sum(&mm->rss_stat[0]);
+	if (k == 1)
+		return pcpu_counter_sum(&mm->rss_stat[1]);
+	if (k == 3)
+		return pcpu_counter_sum(&mm->rss_stat[3]);
+	return pcpu_counter_sum(&mm->rss_stat[2]);
+}
+
+/* The tgid whose memory @mm is, or 0 when it belongs to nobody we can name. */
+static __always_inline __u32 mm_tgid(struct mm_struct *mm)
+{
+	struct task_struct *cur;
+
+	if (mp_have_mm_owner()) {
+		struct task_struct *owner = BPF_CORE_READ(mm, owner);
+
+		return owner ? BPF_CORE_READ(owner, tgid) : 0;
+	}
+	cur = bpf_get_current_task_btf();
+	return BPF_CORE_READ(cur, mm) == mm ? BPF_CORE_READ(cur, tgid) : 0;
+}
+
+static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 group, __u64 ts,
+				   __u64 pages, __u32 is_max, struct mp_proc *p,
+				   struct task_struct *task)
+{
+	struct mp_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&stats.lost, 1);
+		return;
+	}
+	e->kind = kind;
+	e->tgid = tgid;
+	e->ppid = ppid;
+	e->group = group;
+	e->ts_ns = ts;
+	e->pages = pages;
+	e->is_max = is_max;
+	e->exit_code = 0;
+	e->peak_pages = 0;
+	e->peak_ts_ns = 0;
+	if (p) {
+		/* racy read of two words, only used for EXIT where the process is gone */
+		e->peak_pages = p->peak;
+		e->peak_ts_ns = p->peak_ts;
+	}
+	if (task) {
+		BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+		e->exit_code = BPF_CORE_READ(task, exit_code);
+	} else {
+		e->comm[0] = 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	__sync_fetch_and_add(&stats.events, 1);
+}
+
+/* Raise *@slot to @v if it is lower, atomically; record @now in *@ts_slot when it was. */
+static __always_inline void atomic_max(__u64 *slot, __u64 *ts_slot, __u64 v, __u64 now)
+{
+	for (int i = 0; i < 8; i++) {
+		__u64 old = *(volatile __u64 *)slot;
+
+		if (v <= old)
+			return;
+		if (__sync_val_compare_and_swap(slot, old, v) == old) {
+			*ts_slot = now;
+			return;
+		}
+	}
+}
+
+/*
+ * Add @delta pages to group @gid and report its turning points. The sum is exact: it is the
+ * atomic sum of exact per-member deltas. The zig-zag state is updated without a lock (tracepoint
+ * programs cannot take bpf_spin_lock): two CPUs racing on one group can blur a turning point
+ * smaller than the granularity, never the peak, which is an atomic maximum.
+ */
+static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 now)
+{
+	struct mp_group *g = bpf_map_lookup_elem(&groups, &gid);
+	__u64 ext = 0, ext_ts = 0, v;
+	__u32 is_max = 0;
+	__s64 nv;
+
+	if (!g)
+		return;
+	if (dprocs)
+		__sync_fetch_and_add(&g->nprocs, dprocs);
+	nv = __sync_fetch_and_add(&g->rss, delta) + delta;
+	v = nv < 0 ? 0 : nv;
+	atomic_max(&g->peak, &g->peak_ts, v, now);
+	if (mp_zigzag_update(&g->zz, v, now, granularity, &ext, &ext_ts, &is_max))
+		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL);
+}
+
+/*
+ * Store new member values of process @tgid (members in bit mask @mask, values in @vals) and
+ * propagate the change. Each member is exchanged atomically, so concurrent updates from several
+ * threads account every page exactly once in the process and group totals.
+ */
+static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 *vals,
+				     __u32 mask, __u64 now)
+{
+	__u64 ext = 0, ext_ts = 0, nrss;
+	__u32 is_max = 0;
+	__s64 delta = 0;
+
+	if (mask & 1)
+		delta += (__s64)vals[0] - (__s64)__sync_lock_test_and_set(&p->member[0], vals[0]);
+	if (mask & 2)
+		delta += (__s64)vals[1] - (__s64)__sync_lock_test_and_set(&p->member[1], vals[1]);
+	if (mask & 4)
+		delta += (__s64)vals[2] - (__s64)__sync_lock_test_and_set(&p->member[2], vals[2]);
+	if (mask == 7 && (p->flags & MP_PROC_FRESH))
+		__sync_fetch_and_and(&p->flags, ~MP_PROC_FRESH);
+	if (!delta)
+		return;
+	nrss = __sync_fetch_and_add(&p->rss, delta) + delta;
+	atomic_max(&p->peak, &p->peak_ts, nrss, now);
+	if (mp_zigzag_update(&p->zz, nrss, now, granularity, &ext, &ext_ts, &is_max))
+		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL);
+	group_add(p->group, delta, 0, now);
+}
+
+/*
+ * Start values when a process is born or execs: the counters' folded part only. The exact sum
+ * needs per-CPU offsets these programs cannot rely on; the error (under percpu_counter_batch
+ * pages per CPU) lasts until the member next changes, when the rss_stat program stores the exact
+ * value.
+ */
+static __always_inline __u64 approx_member(struct mm_struct *mm, int m)
+{
+	int k = kernel_member(m);
+	__s64 v;
+
+	if (mp_rss_is_percpu()) {
+		if (k == 0)
+			v = BPF_CORE_READ(mm, rss_stat[0].count);
+		else if (k == 1)
+			v = BPF_CORE_READ(mm, rss_stat[1].count);
+		else if (k == 3)
+			v = BPF_CORE_READ(mm, rss_stat[3].count);
+		else
+			v = BPF_CORE_READ(mm, rss_stat[2].count);
+		return v < 0 ? 0 : v;
+	}
+	return atomic_member(mm, k);
+}
+
+static __always_inline void read_all(struct mm_struct *mm, __u64 *vals)
+{
+	vals[0] = approx_member(mm, MP_FILE);
+	vals[1] = approx_member(mm, MP_ANON);
+	vals[2] = approx_member(mm, MP_SHMEM);
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
+{
+	__u64 vals[MP_NR_MEMBERS] = {};
+	struct mp_proc *p;
+	__u32 tgid;
+	int m;
+
+	m = our_member(member);
+	if (m < 0)
+		return 0;
+	tgid = mm_tgid(mm);
+	if (!tgid)
+		return 0;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&stats.rss_updates, 1);
+	if (p->flags & MP_PROC_FRESH) {
+		vals[0] = member_pages(mm, MP_FILE);
+		vals[1] = member_pages(mm, MP_ANON);
+		vals[2] = member_pages(mm, MP_SHMEM);
+		proc_set(p, tgid, vals, 7, bpf_ktime_get_ns());
+		return 0;
+	}
+	/* Only the member that changed is re-summed: every change raises its own event. */
+	if (m == MP_FILE) {
+		vals[0] = member_pages(mm, MP_FILE);
+		proc_set(p, tgid, vals, 1, bpf_ktime_get_ns());
+	} else if (m == MP_ANON) {
+		vals[1] = member_pages(mm, MP_ANON);
+		proc_set(p, tgid, vals, 2, bpf_ktime_get_ns());
+	} else {
+		vals[2] = member_pages(mm, MP_SHMEM);
+		proc_set(p, tgid, vals, 4, bpf_ktime_get_ns());
+	}
+	return 0;
+}
+
+/*
+ * Fallback when this_cpu_off is missing: the classic tracepoint, whose size field the kernel
+ * computes exactly under the counter's lock. It only names the member that changed and only for
+ * the mm's own context, so processes start from the values the loader read in /proc.
+ */
+SEC("tracepoint/kmem/rss_stat")
+int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
+{
+	__u64 vals[MP_NR_MEMBERS] = {};
+	struct mp_proc *p;
+	__u32 tgid;
+	__u64 pages;
+	int m;
+
+	if (!ctx->curr)
+		return 0;
+	m = our_member(ctx->member);
+	if (m < 0)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&stats.rss_updates, 1);
+	pages = (__u64)ctx->size >> page_shift;
+	if (m == MP_FILE) {
+		vals[0] = pages;
+		proc_set(p, tgid, vals, 1, bpf_ktime_get_ns());
+	} else if (m == MP_ANON) {
+		vals[1] = pages;
+		proc_set(p, tgid, vals, 2, bpf_ktime_get_ns());
+	} else {
+		vals[2] = pages;
+		proc_set(p, tgid, vals, 4, bpf_ktime_get_ns());
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	struct mp_proc np = {}, *pp;
+	struct mm_struct *mm;
+	__u64 now;
+
+	if (ptgid == ctgid)
+		return 0; /* a new thread of a tracked process: same mm, same tgid */
+	pp = bpf_map_lookup_elem(&procs, &ptgid);
+	if (!pp)
+		return 0;
+	now = bpf_ktime_get_ns();
+	np.group = pp->group;
+	np.parent = ptgid;
+	np.start_ts = now;
+	mm = child->mm;
+	/*
+	 * A CLONE_VM child (vfork, posix_spawn) shares its parent's mm until it execs: its pages are
+	 * the parent's, so it starts at zero to keep group sums free of double counting.
+	 */
+	if (mm && mm != parent->mm) {
+		read_all(mm, np.member);
+		np.rss = np.member[0] + np.member[1] + np.member[2];
+	}
+	np.peak = np.rss;
+	np.peak_ts = now;
+	np.zz.dir = 1;
+	np.zz.ext = np.rss;
+	np.zz.ext_ts = now;
+	if (bpf_map_update_elem(&procs, &ctgid, &np, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&stats.procs_dropped, 1);
+		return 0;
+	}
+	submit(MP_EV_FORK, ctgid, ptgid, np.group, now, np.rss, 0, NULL, child);
+	group_add(np.group, np.rss, 1, now);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 vals[MP_NR_MEMBERS] = {};
+	__u32 tgid = p->tgid;
+	struct mp_proc *st;
+	struct mm_struct *mm;
+	__u64 now;
+
+	st = bpf_map_lookup_elem(&procs, &tgid);
+	if (!st)
+		return 0;
+	now = bpf_ktime_get_ns();
+	mm = p->mm;
+	if (mm)
+		read_all(mm, vals);
+	proc_set(st, tgid, vals, 7, now);
+	submit(MP_EV_EXEC, tgid, 0, st->group, now, 0, 0, NULL, p);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid, gid;
+	struct mp_proc *st;
+	__u64 now, last;
+
+	st = bpf_map_lookup_elem(&procs, &tgid);
+	if (!st || !mp_group_dead(p))
+		return 0;
+	now = bpf_ktime_get_ns();
+	last = st->rss;
+	gid = st->group;
+	submit(MP_EV_EXIT, tgid, st->parent, gid, now, last, 0, st, p);
+	/* Whoever deletes the entry settles the group, so racing last threads count once. */
+	if (bpf_map_delete_elem(&procs, &tgid))
+		return 0;
+	group_add(gid, -(__s64)last, -1, now);
+	return 0;
+}

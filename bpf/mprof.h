@@ -1,0 +1,95 @@
+/*
+ * The record ABI shared by bpf/mprof.bpf.c and user/: fixed-width types, explicit padding, a kind
+ * on every ring-buffer record. Amounts of memory are in pages (the kernel's unit for the RSS
+ * counters); times are CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns()).
+ */
+#ifndef MP_BPF_MPROF_H
+#define MP_BPF_MPROF_H
+
+/* Upper bounds of the maps; the loader may lower them. */
+#define MP_MAX_PROCS 16384
+#define MP_MAX_GROUPS 64
+/* The per-CPU sum loop is bounded for the verifier; more CPUs fall back to the classic tracepoint. */
+#define MP_MAX_CPUS 512
+#define MP_COMM_LEN 16
+
+/* What the kernel side counts as resident: the three members /proc/PID/status sums into VmRSS. */
+enum mp_member {
+	MP_FILE = 0,
+	MP_ANON = 1,
+	MP_SHMEM = 2,
+	MP_NR_MEMBERS = 3,
+};
+
+enum mp_event_kind {
+	MP_EV_EXTREME = 1,	 /* a turning point of one process's RSS (tgid) */
+	MP_EV_GROUP_EXTREME = 2, /* a turning point of a group's summed RSS (group) */
+	MP_EV_FORK = 3,		 /* tgid was born to ppid and is now tracked */
+	MP_EV_EXEC = 4,		 /* tgid exec'd comm */
+	MP_EV_EXIT = 5,		 /* tgid is gone: its last RSS, peak and peak time */
+};
+
+/* Direction flags of an extreme. */
+#define MP_EXT_MAX 1
+#define MP_EXT_MIN 0
+
+struct mp_event {
+	__u32 kind;
+	__u32 tgid;
+	__u32 ppid;  /* FORK: parent tgid */
+	__u32 group; /* the group the process belongs to */
+	__u64 ts_ns; /* when the value was reached (EXTREME) or the event happened */
+	__u64 pages; /* EXTREME: the value; EXIT: RSS when the process exited */
+	__u64 peak_pages;  /* EXIT: highest RSS of the process's life */
+	__u64 peak_ts_ns;  /* EXIT: when it was reached */
+	__u32 is_max;	   /* EXTREME: MP_EXT_MAX or MP_EXT_MIN */
+	__s32 exit_code;   /* EXIT: the wait status as in task->exit_code */
+	char comm[MP_COMM_LEN];
+};
+
+/*
+ * Zig-zag turning-point detector. A turning point (local max or min) is emitted once the value
+ * has moved back from it by at least the granularity, so every swing larger than the noise floor
+ * reaches userspace with its exact height and time, while page-sized jitter emits nothing.
+ */
+struct mp_zigzag {
+	__u64 ext;    /* running extreme in the current direction */
+	__u64 ext_ts; /* when it was reached */
+	__s32 dir;    /* 1 rising, -1 falling, 0 before the first value */
+	__u32 pad;
+};
+
+/* Process flags. */
+#define MP_PROC_FRESH 1u /* recompute every member on the next event (added from userspace) */
+
+/* Value of the procs hash map, key: tgid. */
+struct mp_proc {
+	__u32 group;
+	__u32 parent;
+	__u32 flags;
+	__u64 member[MP_NR_MEMBERS]; /* pages, exact (see mp_member) */
+	__u64 rss;		     /* sum of member[] */
+	__u64 peak;
+	__u64 peak_ts;
+	__u64 start_ts;
+	struct mp_zigzag zz;
+};
+
+/* Value of the groups array map: the sum over the group's live processes. */
+struct mp_group {
+	__u32 nprocs;
+	__s64 rss;
+	__u64 peak;
+	__u64 peak_ts;
+	struct mp_zigzag zz;
+};
+
+/* Counters the loader reads at the end (global, in .bss). */
+struct mp_stats {
+	__u64 events;	     /* ring-buffer records submitted */
+	__u64 lost;	     /* records dropped because the ring buffer was full */
+	__u64 procs_dropped; /* descendants not tracked because the procs map was full */
+	__u64 rss_updates;   /* rss_stat hits on tracked processes */
+};
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * mp_backend: where measurements come from. Two implementations share this interface:
+ *  - "kernel": BPF programs follow the exact RSS of the tracked processes and of all their
+ *    descendants and report turning points, births and deaths (user/kbackend.c);
+ *  - "proc": polling /proc at each interval tick, for when BPF cannot be used (user/procbackend.c).
+ * A backend feeds a recorder (user/recorder.h); it never prints.
+ *
+ * Groups: every tracked root process names a group; its descendants join it. The MEM series of
+ * mprof run with -C is a group's sum. A later fleet mode tracks many roots in many groups.
+ */
+#ifndef MP_BACKEND_H
+#define MP_BACKEND_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "recorder.h"
+
+struct mp_backend_opts {
+	double granularity_mib;	 /* noise floor of turning points, MiB (default 1) */
+	int include_children;	 /* ticks report the group sum for MEM */
+	int multiprocess;	 /* ticks report every descendant */
+	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
+};
+
+struct mp_backend_stats {
+	uint64_t events;	/* records received */
+	uint64_t lost;		/* records the kernel could not queue */
+	uint64_t procs_dropped; /* descendants not followed (map full) */
+	uint64_t rss_updates;	/* kernel RSS updates on tracked processes */
+	uint64_t bad_records;	/* records that did not decode */
+};
+
+struct mp_backend {
+	const char *name;
+	/* "tp_btf/rss_stat", "tracepoint/kmem/rss_stat" or "/proc polling": what measures. */
+	const char *method;
+	/* Follow @pid and its future descendants in group @group. Returns 0 or -errno. */
+	int (*track)(struct mp_backend *b, pid_t pid, unsigned int group);
+	/*
+	 * Wait at most @timeout_ms for events and feed them to @rec. Returns 0 (also when
+	 * interrupted by a signal) or -errno.
+	 */
+	int (*wait)(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec);
+	/* An interval tick: feed the current values of root @root (group @group) to @rec. */
+	int (*tick)(struct mp_backend *b, pid_t root, unsigned int group, struct mp_recorder *rec);
+	/* The run is over: drain what is left and feed the known peaks. Returns 0 or -errno. */
+	int (*finish)(struct mp_backend *b, pid_t root, unsigned int group,
+		      struct mp_recorder *rec);
+	void (*stats)(struct mp_backend *b, struct mp_backend_stats *out);
+	/* Accepts NULL. */
+	void (*free)(struct mp_backend *b);
+};
+
+/*
+ * Load and attach the BPF programs. Returns 0 or -errno; on failure *@why (if not NULL) points
+ * to a static one-line reason, such as "not running as root".
+ */
+int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts *opts,
+			   const char **why);
+
+/* The /proc polling backend. Returns 0 or -errno. */
+int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *opts);
+
+/*
+ * Read the resident pages of @pid from /proc/PID/status (RssFile, RssAnon, RssShmem, in that
+ * order, in bytes) into @out. Returns 0 or -errno (-ESRCH when the process is gone).
+ */
+int mp_proc_rss(pid_t pid, uint64_t out[3]);
+
+#endif

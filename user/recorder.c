@@ -1,0 +1,271 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recorder.h"
+
+#define MIB 1048576.0
+
+struct point {
+	double t;
+	uint64_t bytes;
+	pid_t pid; /* 0: MEM */
+	uint32_t seq; /* arrival order, keeps the sort stable */
+};
+
+/* Points written recently, to tell a late point that adds nothing from one that does. */
+#define HIST_LEN 512
+
+struct child {
+	pid_t pid; /* 0: empty slot */
+	uint64_t max;
+};
+
+struct mp_recorder {
+	struct mp_dat *dat;
+	struct mp_recorder_opts opts;
+	struct point *pend;
+	size_t npend, cappend;
+	uint32_t seq;
+	uint64_t mem_max;
+	int mem_seen;
+	struct child *kids; /* open addressing, power-of-two size */
+	size_t nkids, capkids;
+	struct point hist[HIST_LEN]; /* ring of written points */
+	size_t nhist;
+	double last_t; /* time of the latest point written */
+};
+
+int mp_recorder__new(struct mp_recorder **out, struct mp_dat *dat,
+		     const struct mp_recorder_opts *opts)
+{
+	struct mp_recorder *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->dat = dat;
+	r->opts = *opts;
+	*out = r;
+	return 0;
+}
+
+void mp_recorder__free(struct mp_recorder *r)
+{
+	if (!r)
+		return;
+	free(r->pend);
+	free(r->kids);
+	free(r);
+}
+
+static struct child *kid_slot(struct child *tab, size_t cap, pid_t pid)
+{
+	size_t i = ((uint32_t)pid * 2654435761u) & (cap - 1);
+
+	while (tab[i].pid && tab[i].pid != pid)
+		i = (i + 1) & (cap - 1);
+	return &tab[i];
+}
+
+/* The record of child @pid, created if @create. NULL if absent or out of memory. */
+static struct child *kid_get(struct mp_recorder *r, pid_t pid, int create)
+{
+	struct child *c;
+
+	if (!r->capkids) {
+		if (!create)
+			return NULL;
+		r->kids = calloc(64, sizeof(*r->kids));
+		if (!r->kids)
+			return NULL;
+		r->capkids = 64;
+	}
+	c = kid_slot(r->kids, r->capkids, pid);
+	if (c->pid || !create)
+		return c->pid ? c : NULL;
+	if ((r->nkids + 1) * 2 > r->capkids) {
+		size_t ncap = r->capkids * 2;
+		struct child *nt = calloc(ncap, sizeof(*nt));
+
+		if (!nt)
+			return NULL;
+		for (size_t i = 0; i < r->capkids; i++)
+			if (r->kids[i].pid)
+				*kid_slot(nt, ncap, r->kids[i].pid) = r->kids[i];
+		free(r->kids);
+		r->kids = nt;
+		r->capkids = ncap;
+		c = kid_slot(r->kids, r->capkids, pid);
+	}
+	c->pid = pid;
+	c->max = 0;
+	r->nkids++;
+	return c;
+}
+
+static int push(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes)
+{
+	if (r->npend == r->cappend) {
+		size_t ncap = r->cappend ? r->cappend * 2 : 256;
+		struct point *np = realloc(r->pend, ncap * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		r->pend = np;
+		r->cappend = ncap;
+	}
+	r->pend[r->npend++] = (struct point){ .t = t, .bytes = bytes, .pid = pid, .seq = r->seq++ };
+	return 0;
+}
+
+int mp_recorder__mem(struct mp_recorder *r, double t, uint64_t bytes)
+{
+	if (!r->mem_seen || bytes > r->mem_max)
+		r->mem_max = bytes;
+	r->mem_seen = 1;
+	return push(r, 0, t, bytes);
+}
+
+static int wants_child(const struct mp_recorder *r, pid_t pid)
+{
+	return r->opts.multiprocess && pid != r->opts.root && pid > 0;
+}
+
+int mp_recorder__chld(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes)
+{
+	struct child *c;
+
+	if (!wants_child(r, pid))
+		return 0;
+	c = kid_get(r, pid, 1);
+	if (!c)
+		return -ENOMEM;
+	if (bytes > c->max)
+		c->max = bytes;
+	return push(r, pid, t, bytes);
+}
+
+int mp_recorder__mem_peak(struct mp_recorder *r, double t, uint64_t bytes)
+{
+	if (r->mem_seen && bytes <= r->mem_max)
+		return 0;
+	return mp_recorder__mem(r, t, bytes);
+}
+
+int mp_recorder__chld_peak(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes)
+{
+	struct child *c;
+
+	if (!wants_child(r, pid))
+		return 0;
+	c = kid_get(r, pid, 0);
+	if (c && bytes <= c->max)
+		return 0;
+	return mp_recorder__chld(r, pid, t, bytes);
+}
+
+uint64_t mp_recorder__mem_max(const struct mp_recorder *r)
+{
+	return r->mem_max;
+}
+
+uint64_t mp_recorder__chld_max(const struct mp_recorder *r, pid_t pid)
+{
+	struct child *c = kid_get((struct mp_recorder *)r, pid, 0);
+
+	return c ? c->max : 0;
+}
+
+int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
+{
+	int is_root = s->pid == r->opts.root;
+	int err;
+
+	switch (s->kind) {
+	case MP_EV_EXTREME:
+		if (is_root && !r->opts.include_children)
+			return mp_recorder__mem(r, s->t, s->bytes);
+		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
+	case MP_EV_GROUP_EXTREME:
+		if (r->opts.include_children)
+			return mp_recorder__mem(r, s->t, s->bytes);
+		return 0;
+	case MP_EV_FORK:
+		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
+	case MP_EV_EXIT:
+		/* The peak first: it is earlier than the exit, and the sort keeps them in order. */
+		if (is_root && !r->opts.include_children) {
+			if (s->peak_t > 0) {
+				err = mp_recorder__mem_peak(r, s->peak_t, s->peak);
+				if (err)
+					return err;
+			}
+			return mp_recorder__mem(r, s->t, s->bytes);
+		}
+		if (s->peak_t > 0) {
+			err = mp_recorder__chld_peak(r, s->pid, s->peak_t, s->peak);
+			if (err)
+				return err;
+		}
+		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
+	case MP_EV_EXEC:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int point_cmp(const void *a, const void *b)
+{
+	const struct point *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Is @p late and already shown by a written point of its series with the same value? */
+static int redundant(const struct mp_recorder *r, const struct point *p)
+{
+	size_t n = r->nhist < HIST_LEN ? r->nhist : HIST_LEN;
+
+	if (p->t >= r->last_t)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct point *h = &r->hist[i];
+
+		if (h->pid == p->pid && h->t >= p->t && h->bytes == p->bytes)
+			return 1;
+	}
+	return 0;
+}
+
+int mp_recorder__flush(struct mp_recorder *r, double upto)
+{
+	size_t i, kept = 0;
+	int err = 0;
+
+	qsort(r->pend, r->npend, sizeof(*r->pend), point_cmp);
+	for (i = 0; i < r->npend && !err; i++) {
+		const struct point *p = &r->pend[i];
+
+		if (p->t > upto) {
+			r->pend[kept++] = *p;
+			continue;
+		}
+		if (redundant(r, p))
+			continue;
+		if (p->pid)
+			err = mp_dat__chld(r->dat, p->pid, p->bytes / MIB, p->t);
+		else
+			err = mp_dat__mem(r->dat, p->bytes / MIB, p->t);
+		r->hist[r->nhist++ % HIST_LEN] = *p;
+		if (p->t > r->last_t)
+			r->last_t = p->t;
+	}
+	for (; i < r->npend; i++)
+		r->pend[kept++] = r->pend[i];
+	r->npend = kept;
+	if (!err)
+		err = mp_dat__flush(r->dat);
+	return err;
+}

@@ -1,0 +1,199 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+static int parse_id(const char *s, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *out > UINT_MAX - 1)
+		return -EINVAL;
+	return 0;
+}
+
+int mp_cred__from_sudo(struct mp_cred *c)
+{
+	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
+	unsigned long uid, gid;
+	struct passwd *pw;
+	int n = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (geteuid() != 0 || !su || !sg)
+		return 0;
+	if (parse_id(su, &uid) || parse_id(sg, &gid))
+		return -EINVAL;
+	if (uid == 0)
+		return 0; /* sudo from root: nothing to drop */
+	c->uid = uid;
+	c->gid = gid;
+	pw = getpwuid(c->uid);
+	if (pw) {
+		getgrouplist(pw->pw_name, c->gid, NULL, &n);
+		if (n > 0) {
+			c->groups = calloc(n, sizeof(gid_t));
+			if (!c->groups)
+				return -ENOMEM;
+			if (getgrouplist(pw->pw_name, c->gid, c->groups, &n) < 0) {
+				free(c->groups);
+				c->groups = NULL;
+				n = 0;
+			}
+		}
+	}
+	if (!c->groups) {
+		c->groups = calloc(1, sizeof(gid_t));
+		if (!c->groups)
+			return -ENOMEM;
+		c->groups[0] = c->gid;
+		n = 1;
+	}
+	c->ngroups = n;
+	c->drop = 1;
+	return 0;
+}
+
+void mp_cred__release(struct mp_cred *c)
+{
+	free(c->groups);
+	c->groups = NULL;
+	c->drop = 0;
+}
+
+int mp_cred__enter(const struct mp_cred *c)
+{
+	if (!c->drop)
+		return 0;
+	if (setgroups(c->ngroups, c->groups) || setegid(c->gid) || seteuid(c->uid))
+		return -errno;
+	return 0;
+}
+
+int mp_cred__leave(const struct mp_cred *c)
+{
+	if (!c->drop)
+		return 0;
+	if (seteuid(0) || setegid(0) || setgroups(0, NULL))
+		return -errno;
+	return 0;
+}
+
+int mp_find_command(const char *name)
+{
+	const char *path = getenv("PATH");
+	int err = -ENOENT;
+	char buf[PATH_MAX];
+
+	if (!*name)
+		return -ENOENT;
+	if (strchr(name, '/'))
+		return access(name, X_OK) ? -errno : 0;
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *colon = strchr(path, ':');
+		size_t len = colon ? (size_t)(colon - path) : strlen(path);
+
+		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, len ? path : ".", name) <
+		    (int)sizeof(buf)) {
+			if (!access(buf, X_OK))
+				return 0;
+			if (errno == EACCES)
+				err = -EACCES;
+		}
+		path += len;
+		if (*path == ':')
+			path++;
+	}
+	return err;
+}
+
+/* In the child: never returns. Reports the first failure through @err_fd. */
+static void child_main(int go_fd, int err_fd, char *const argv[], const struct mp_cred *cred)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT };
+	sigset_t none;
+	char c;
+	int err;
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* wait for the tracker to know us; EOF is the signal to go */
+	while (read(go_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(go_fd);
+	if (cred->drop &&
+	    (setgroups(cred->ngroups, cred->groups) || setgid(cred->gid) || setuid(cred->uid)))
+		goto fail;
+	execvp(argv[0], argv);
+fail:
+	err = errno;
+	if (write(err_fd, &err, sizeof(err)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_cred *cred)
+{
+	int go[2], ep[2];
+
+	if (pipe2(go, O_CLOEXEC))
+		return -errno;
+	if (pipe2(ep, O_CLOEXEC)) {
+		int err = -errno;
+
+		close(go[0]);
+		close(go[1]);
+		return err;
+	}
+	c->pid = fork();
+	if (c->pid < 0) {
+		int err = -errno;
+
+		close(go[0]);
+		close(go[1]);
+		close(ep[0]);
+		close(ep[1]);
+		return err;
+	}
+	if (c->pid == 0) {
+		close(go[1]);
+		close(ep[0]);
+		child_main(go[0], ep[1], argv, cred);
+	}
+	close(go[0]);
+	close(ep[1]);
+	c->go_fd = go[1];
+	c->err_fd = ep[0];
+	return 0;
+}
+
+int mp_child__release(struct mp_child *c)
+{
+	int child_err = 0;
+	ssize_t n;
+
+	close(c->go_fd);
+	c->go_fd = -1;
+	do
+		n = read(c->err_fd, &child_err, sizeof(child_err));
+	while (n < 0 && errno == EINTR);
+	close(c->err_fd);
+	c->err_fd = -1;
+	if (n == sizeof(child_err))
+		return -child_err;
+	return 0;
+}
