@@ -412,11 +412,6 @@ int do_run(int argc, char **argv)
 		default_output(defname, sizeof(defname));
 		output = defname;
 	}
-	err = open_output(output, &cred, &dat);
-	if (err) {
-		p_err("cannot open '%s' for writing: %s", output, strerror(-err));
-		goto cleanup;
-	}
 	err = setup_signals();
 	if (err) {
 		p_err("cannot install signal handlers: %s", strerror(-err));
@@ -425,6 +420,11 @@ int do_run(int argc, char **argv)
 	err = choose_backend(&o, &be);
 	if (err)
 		goto cleanup;
+	err = open_output(output, &cred, &dat);
+	if (err) {
+		p_err("cannot open '%s' for writing: %s", output, strerror(-err));
+		goto cleanup;
+	}
 
 	printf("mprof: Sampling memory every %gs\n", o.interval);
 	printf("running new process\n");
