@@ -1,0 +1,104 @@
+"""Run every test once per built interpreter (MPROF_PYTHONS, from make)."""
+import os
+import re
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, 'scripts')
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MIB = 2.0 ** 20
+
+
+def _pythons():
+    return [p for p in os.environ.get('MPROF_PYTHONS', '').split() if p]
+
+
+def _label(py):
+    try:
+        out = subprocess.run([py, '-c', 'import platform; print(platform.python_version())'],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        out = ''
+    return '%s(%s)' % (out or '?', 'debian' if py.startswith('/usr/') else 'pyenv')
+
+
+def pytest_generate_tests(metafunc):
+    if 'py' in metafunc.fixturenames:
+        pys = _pythons()
+        metafunc.parametrize('py', pys, ids=[_label(p) for p in pys])
+
+
+def pytest_collection_modifyitems(config, items):
+    if not _pythons():
+        skip = pytest.mark.skip(reason='MPROF_PYTHONS is empty: run through `make test-pyhook`')
+        for it in items:
+            it.add_marker(skip)
+
+
+def run(py, args, cwd=SCRIPTS, env=None, **kw):
+    e = dict(os.environ)
+    e.pop('MPROF_RSS_FD', None)
+    e['PYTHONPATH'] = os.environ['MPROF_PYTHONPATH']
+    e['PYTHONDONTWRITEBYTECODE'] = '1'
+    if env:
+        e.update(env)
+    return subprocess.run([py] + list(args), cwd=cwd, env=e, capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+ROW = re.compile(r'^ {0,5}(\d+) (.{12}) (.{12})  (.{10})   (.*)$')
+NUM = re.compile(r'^\s*(-?\d+(?:\.\d*)?) MiB$')
+
+
+def parse_report(text):
+    """Tables of a 0.61 report: [{'filename', 'rows': {line: (mem, inc, occ, src)}}]."""
+    tables, cur = [], None
+    for line in text.splitlines():
+        if line.startswith('Filename: '):
+            cur = {'filename': line[len('Filename: '):], 'rows': {}, 'raw': []}
+            tables.append(cur)
+            continue
+        m = ROW.match(line)
+        if cur is None or not m:
+            continue
+        cur['raw'].append(line)
+        ln, mem, inc, occ, src = m.groups()
+        if mem.strip():
+            cur['rows'][int(ln)] = (float(NUM.match(mem).group(1)),
+                                    float(NUM.match(inc).group(1)), int(occ), src)
+        else:
+            cur['rows'][int(ln)] = (None, None, None, src)
+    return tables
+
+
+def table(tables, src_contains):
+    """The table whose rows include a source line containing src_contains."""
+    for t in tables:
+        if any(src_contains in r[3] for r in t['rows'].values()):
+            return t
+    raise AssertionError('no table with %r in %r' % (src_contains, tables))
+
+
+def row(t, src_contains):
+    for r in t['rows'].values():
+        if src_contains in r[3]:
+            return r
+    raise AssertionError('no row %r' % src_contains)
+
+
+def results_rows(result, name):
+    """{line: (inc_bytes, peak_bytes, occ)} of function `name` in Profiler.results()."""
+    for filename, fname, first, nsrc, rows in result:
+        if fname == name:
+            return {r[0]: tuple(r[1:]) for r in rows}
+    raise AssertionError('no results for %s' % name)
+
+
+def line_of(script, text):
+    with open(os.path.join(SCRIPTS, script)) as f:
+        for i, line in enumerate(f, 1):
+            if text in line:
+                return i
+    raise AssertionError('%r not in %s' % (text, script))
