@@ -15,12 +15,12 @@
  *    that changed, for events raised in the mm's own context (curr=1).
  *  - tp_btf gets the mm itself, so we can attribute teardown and reclaim events through
  *    mm->owner, and sum the per-CPU parts ourselves: count + sum over CPUs of counters[cpu],
- *    the per-CPU address being found through the x86 per-CPU variable this_cpu_off. That is the
+ *    the per-CPU offsets being learnt from a per-CPU array map (see pcpu_probe). That is the
  *    same sum percpu_counter_sum() makes, without its lock: a fold racing on another CPU can be
  *    seen twice for an instant, never lost (folds only happen in the process's own faults, which
  *    raise their own event right after).
- * Where this_cpu_off does not exist (other architectures), the loader uses the classic tracepoint
- * program below instead (mounting tracefs if needed).
+ * Where the kernel refuses this program (before v5.19 there is no bpf_map_lookup_percpu_elem), the
+ * loader uses the classic tracepoint program below instead (mounting tracefs if needed).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -37,6 +37,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 nr_cpus = 1;
 const volatile __u64 granularity = 256; /* pages: 1 MiB of 4 KiB pages */
 const volatile __u32 page_shift = 12;
+/* Group sums cost two atomics per event: kept only when a group's sum is recorded (-C). */
+const volatile bool track_groups = true;
 
 struct mp_stats stats = {};
 
@@ -59,8 +61,55 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
-/* x86: per-CPU copy of __per_cpu_offset[cpu]. Weak: absent elsewhere, then unused. */
-extern const unsigned long this_cpu_off __ksym __weak;
+/*
+ * A one-slot per-CPU array whose only use is to learn the kernel's per-CPU offsets: the address
+ * of CPU n's slot minus the array's raw __percpu pointer is __per_cpu_offset[n]. This works on
+ * every architecture and needs no kallsyms (a typed ksym such as this_cpu_off is resolved
+ * through kallsyms, which lists data symbols only with CONFIG_KALLSYMS_ALL).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pcpu_probe SEC(".maps");
+
+/* Per-CPU offsets, learnt once (0: not yet). */
+__u64 cpu_off[MP_MAX_CPUS] = {};
+
+/*
+ * The address in a pointer register, as a number. The verifier forbids arithmetic between map
+ * pointers and unknown scalars; reading the spilled register back through probe_read gives a
+ * plain scalar (root only: it is a pointer leak by design).
+ */
+static __always_inline __u64 addr_of(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
+static __always_inline __u64 percpu_offset(__u32 cpu)
+{
+	__u32 zero = 0, idx = cpu & (MP_MAX_CPUS - 1);
+	__u64 raw = 0, off;
+	void *slot;
+
+	off = cpu_off[idx];
+	if (off)
+		return off;
+	slot = bpf_map_lookup_percpu_elem(&pcpu_probe, &zero, cpu);
+	if (!slot)
+		return 0;
+	if (bpf_probe_read_kernel(&raw, sizeof(raw),
+				  (void *)(addr_of(&pcpu_probe) +
+					   bpf_core_field_offset(struct bpf_array, pptrs))))
+		return 0;
+	off = addr_of(slot) - raw;
+	cpu_off[idx] = off;
+	return off;
+}
 
 /*
  * The kernel's counter index of our member @m. The enum is anonymous in BTF, so CO-RE cannot
@@ -91,22 +140,25 @@ static __always_inline int our_member(int k)
 	return -1; /* MM_SWAPENTS */
 }
 
-/* Exact value of a v6.2+ percpu_counter: count plus every CPU's unfolded part. */
+/*
+ * Exact value of a v6.2+ percpu_counter: count plus every CPU's unfolded part. @c points into an
+ * mm handed to tp_btf, which the verifier lets us load from directly (no helper call).
+ */
 static __always_inline __s64 pcpu_counter_sum(struct percpu_counter *c)
 {
-	__s64 sum = BPF_CORE_READ(c, count);
-	void *counters = BPF_CORE_READ(c, counters);
+	__s64 sum = c->count;
+	void *counters = (void *)c->counters;
 
 	for (__u32 cpu = 0; cpu < MP_MAX_CPUS; cpu++) {
-		const unsigned long *off;
+		__u64 off;
 		__s32 part = 0;
 
 		if (cpu >= nr_cpus)
 			break;
-		off = bpf_per_cpu_ptr(&this_cpu_off, cpu);
+		off = percpu_offset(cpu);
 		if (!off)
 			continue;
-		if (bpf_probe_read_kernel(&part, sizeof(part), counters + *off))
+		if (bpf_probe_read_kernel(&part, sizeof(part), counters + off))
 			continue;
 		sum += part;
 	}
@@ -130,7 +182,7 @@ static __always_inline __u64 atomic_member(struct mm_struct *mm, int k)
 	return v < 0 ? 0 : v;
 }
 
-/* Pages in our member @m of @mm, exactly. Only for the tp_btf program (uses this_cpu_off). */
+/* Pages in our member @m of @mm, exactly (per-CPU sum on v6.2+). */
 static __always_inline __u64 member_pages(struct mm_struct *mm, int m)
 {
 	int k = kernel_member(m);
@@ -153,9 +205,9 @@ static __always_inline __u32 mm_tgid(struct mm_struct *mm)
 	struct task_struct *cur;
 
 	if (mp_have_mm_owner()) {
-		struct task_struct *owner = BPF_CORE_READ(mm, owner);
+		struct task_struct *owner = mm->owner; /* direct: tp_btf's mm is trusted */
 
-		return owner ? BPF_CORE_READ(owner, tgid) : 0;
+		return owner ? owner->tgid : 0;
 	}
 	cur = bpf_get_current_task_btf();
 	return BPF_CORE_READ(cur, mm) == mm ? BPF_CORE_READ(cur, tgid) : 0;
@@ -238,8 +290,11 @@ static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 
 
 /*
  * Store new member values of process @tgid (members in bit mask @mask, values in @vals) and
- * propagate the change. Each member is exchanged atomically, so concurrent updates from several
- * threads account every page exactly once in the process and group totals.
+ * propagate the change. This runs on every page fault of a tracked process, so it does one atomic
+ * operation: each member is exchanged, which makes the deltas handed to the group sum exact even
+ * when threads fault concurrently. The process total is re-derived from the members rather than
+ * accumulated, so it cannot drift; its maximum and turning points are plain stores, which two
+ * threads faulting at the same instant can blur by the pages of one fault, never more.
  */
 static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 *vals,
 				     __u32 mask, __u64 now)
@@ -258,11 +313,16 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 		__sync_fetch_and_and(&p->flags, ~MP_PROC_FRESH);
 	if (!delta)
 		return;
-	nrss = __sync_fetch_and_add(&p->rss, delta) + delta;
-	atomic_max(&p->peak, &p->peak_ts, nrss, now);
+	nrss = p->member[0] + p->member[1] + p->member[2];
+	p->rss = nrss;
+	if (nrss > p->peak) {
+		p->peak = nrss;
+		p->peak_ts = now;
+	}
 	if (mp_zigzag_update(&p->zz, nrss, now, granularity, &ext, &ext_ts, &is_max))
 		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL);
-	group_add(p->group, delta, 0, now);
+	if (track_groups)
+		group_add(p->group, delta, 0, now);
 }
 
 /*
@@ -314,7 +374,6 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
-	__sync_fetch_and_add(&stats.rss_updates, 1);
 	if (p->flags & MP_PROC_FRESH) {
 		vals[0] = member_pages(mm, MP_FILE);
 		vals[1] = member_pages(mm, MP_ANON);
@@ -359,7 +418,6 @@ int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
-	__sync_fetch_and_add(&stats.rss_updates, 1);
 	pages = (__u64)ctx->size >> page_shift;
 	if (m == MP_FILE) {
 		vals[0] = pages;

@@ -89,7 +89,6 @@ struct mp_stats {
 	__u64 events;	     /* ring-buffer records submitted */
 	__u64 lost;	     /* records dropped because the ring buffer was full */
 	__u64 procs_dropped; /* descendants not tracked because the procs map was full */
-	__u64 rss_updates;   /* rss_stat hits on tracked processes */
 };
 
 #endif

@@ -28,6 +28,7 @@ struct run_opts {
 	const char *backend;
 	double granularity;
 	int force_tracepoint;
+	int stats;
 };
 
 static volatile sig_atomic_t pending_sig;
@@ -72,7 +73,8 @@ static void usage(FILE *f)
 		"  --backend NAME         kernel (default: BPF, every peak) or proc (polling /proc);\n"
 		"                         memory_profiler's psutil and posix mean proc\n"
 		"  --granularity MIB      smallest swing recorded between ticks (default 1 MiB)\n"
-		"  --rss-tracepoint       kernel backend: use the classic rss_stat tracepoint\n");
+		"  --rss-tracepoint       kernel backend: use the classic rss_stat tracepoint\n"
+		"  --stats                print what the backend measured with, and its counters\n");
 }
 
 static int parse_seconds(const char *s, double *out, int allow_zero)
@@ -86,7 +88,7 @@ static int parse_seconds(const char *s, double *out, int allow_zero)
 	return 0;
 }
 
-enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_BACKEND, OPT_VERSION, OPT_GRAN, OPT_TP };
+enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_BACKEND, OPT_VERSION, OPT_GRAN, OPT_TP, OPT_STATS };
 
 /* Returns the index of COMMAND in argv, -1 after printing help (exit 0), -2 on a bad option. */
 static int parse_args(int argc, char **argv, struct run_opts *o)
@@ -106,6 +108,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "attach", no_argument, NULL, 'a' },
 		{ "granularity", required_argument, NULL, OPT_GRAN },
 		{ "rss-tracepoint", no_argument, NULL, OPT_TP },
+		{ "stats", no_argument, NULL, OPT_STATS },
 		{ 0 },
 	};
 	int c;
@@ -167,6 +170,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_TP:
 			o->force_tracepoint = 1;
+			break;
+		case OPT_STATS:
+			o->stats = 1;
 			break;
 		case ':':
 			p_err("option '%s' needs a value", argv[optind - 1]);
@@ -489,6 +495,9 @@ int do_run(int argc, char **argv)
 		if (st.procs_dropped)
 			p_info("%llu descendants were not followed (process table full)",
 			       (unsigned long long)st.procs_dropped);
+		if (o.stats)
+			p_info("backend %s (%s): %llu records, %llu lost", be->name, be->method,
+			       (unsigned long long)st.events, (unsigned long long)st.lost);
 		if (st.bad_records)
 			p_info("%llu malformed kernel records were skipped",
 			       (unsigned long long)st.bad_records);

@@ -27,7 +27,6 @@ struct mp_backend_stats {
 	uint64_t events;	/* records received */
 	uint64_t lost;		/* records the kernel could not queue */
 	uint64_t procs_dropped; /* descendants not followed (map full) */
-	uint64_t rss_updates;	/* kernel RSS updates on tracked processes */
 	uint64_t bad_records;	/* records that did not decode */
 };
 

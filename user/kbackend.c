@@ -267,7 +267,6 @@ static void k_stats(struct mp_backend *b, struct mp_backend_stats *out)
 	out->events = s->events;
 	out->lost = s->lost;
 	out->procs_dropped = s->procs_dropped;
-	out->rss_updates = s->rss_updates;
 	out->bad_records = k->bad_records;
 }
 
@@ -280,37 +279,6 @@ static void k_free(struct mp_backend *b)
 	ring_buffer__free(k->rb);
 	mprof_bpf__destroy(k->skel);
 	free(k);
-}
-
-/*
- * Can the tp_btf program's exact per-CPU sum work here? It needs the x86 per-CPU variable
- * this_cpu_off in BTF, and the verifier resolves typed ksyms through kallsyms, which lists data
- * symbols only with CONFIG_KALLSYMS_ALL. Checked up front so a refusal costs no failed load.
- */
-static int have_this_cpu_off(void)
-{
-	struct btf *vmlinux = btf__load_vmlinux_btf();
-	char line[256];
-	int found = 0;
-	FILE *f;
-
-	if (!vmlinux)
-		return 0;
-	found = btf__find_by_name_kind(vmlinux, "this_cpu_off", BTF_KIND_VAR) > 0;
-	btf__free(vmlinux);
-	if (!found)
-		return 0;
-	f = fopen("/proc/kallsyms", "re");
-	if (!f)
-		return 0;
-	found = 0;
-	while (!found && fgets(line, sizeof(line), f)) {
-		size_t n = strlen(line);
-
-		found = n > 14 && !strcmp(line + n - 14, " this_cpu_off\n");
-	}
-	fclose(f);
-	return found;
 }
 
 /* The classic tracepoint is attached through tracefs: mount it where libbpf looks if absent. */
@@ -340,6 +308,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 		return -errno;
 	}
 	k->skel->rodata->nr_cpus = ncpus;
+	k->skel->rodata->track_groups = k->opts.include_children;
 	k->skel->rodata->page_shift = __builtin_ctzll(k->clock.page_size);
 	k->skel->rodata->granularity = pages ? pages : 1;
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp);
@@ -401,10 +370,10 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 		goto fail;
 	}
 	/*
-	 * tp_btf with our own exact per-CPU sum first; if the kernel refuses it (the per-CPU
-	 * offsets need this_cpu_off, which must be in kallsyms), the classic tracepoint.
+	 * tp_btf with our own exact per-CPU sum first (cheapest, see bpf/mprof.bpf.c); if the
+	 * kernel refuses it, the classic tracepoint, exact by the kernel's own locked sum.
 	 */
-	use_tp = opts->force_tracepoint || !have_this_cpu_off() || ncpus > MP_MAX_CPUS;
+	use_tp = opts->force_tracepoint || ncpus > MP_MAX_CPUS;
 	err = load_skel(k, ncpus, use_tp, &reason);
 	if (err && !use_tp) {
 		mprof_bpf__destroy(k->skel);
