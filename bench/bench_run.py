@@ -71,8 +71,7 @@ def spikes_seen(tool, spikes_bin, tmp):
     out = os.path.join(tmp, "spikes.dat")
     if os.path.exists(out):
         os.unlink(out)
-    extra = ["--nopython"] if "memory_profiler" in tool[-1] or tool[0] != tool[-1] else []
-    p = subprocess.run(tool + ["run"] + extra + ["-o", out, spikes_bin, "10", "300", "20", "500"],
+    p = subprocess.run(tool + ["run", "-o", out, spikes_bin, "10", "300", "20", "500"],
                        capture_output=True, text=True)
     windows = [tuple(map(float, l.split()[1:3])) for l in p.stdout.splitlines()
                if l.startswith("spike ")]
