@@ -19,17 +19,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def timed(cmd, **kw):
+    """Wall time of the whole command, the workload's own "elapsed" figure, and stderr."""
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit("bench: %s failed: %s" % (" ".join(cmd), p.stderr.strip()))
-    return dt, p.stderr
+    inner = [float(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("elapsed ")]
+    return dt, inner[-1] if inner else dt, p.stderr
 
 
 def bench_workload(name, cmd, mprof, orig, rounds, tmp):
     runs = {"plain": [], "ours": [], "memory_profiler": []}
     ratios = {"ours": [], "memory_profiler": []}
+    inner_ratios = {"ours": [], "memory_profiler": []}
     recs, sizes, durs = [], [], []
     for r in range(rounds):
         order = ["plain", "ours", "memory_profiler"]
@@ -40,9 +43,9 @@ def bench_workload(name, cmd, mprof, orig, rounds, tmp):
             if os.path.exists(out):
                 os.unlink(out)
             if kind == "plain":
-                dt, _ = timed(cmd)
+                dt, inner, _ = timed(cmd)
             elif kind == "ours":
-                dt, err = timed([mprof, "run", "--stats", "-o", out] + cmd)
+                dt, inner, err = timed([mprof, "run", "--stats", "-o", out] + cmd)
                 for line in err.splitlines():
                     if "records" in line:
                         recs.append(int(line.split(":")[-1].split()[0]))
@@ -51,17 +54,19 @@ def bench_workload(name, cmd, mprof, orig, rounds, tmp):
             else:
                 if not orig:
                     continue
-                dt, _ = timed([orig, "run", "--nopython", "-o", out] + cmd)
-            this[kind] = dt
+                dt, inner, _ = timed([orig, "run", "--nopython", "-o", out] + cmd)
+            this[kind] = (dt, inner)
             runs[kind].append(dt)
         for kind in ("ours", "memory_profiler"):
             if kind in this:
-                ratios[kind].append(this[kind] / this["plain"])
+                ratios[kind].append(this[kind][0] / this["plain"][0])
+                inner_ratios[kind].append(this[kind][1] / this["plain"][1])
     res = {"name": name, "plain": statistics.median(runs["plain"])}
     for kind in ("ours", "memory_profiler"):
         if ratios[kind]:
             res[kind] = statistics.median(runs[kind])
             res[kind + "_ratio"] = statistics.median(ratios[kind])
+            res[kind + "_inner"] = statistics.median(inner_ratios[kind])
     res["rec_per_s"] = statistics.median(r / d for r, d in zip(recs, durs))
     res["bytes_per_min"] = statistics.median(s / d * 60 for s, d in zip(sizes, durs))
     return res
@@ -99,7 +104,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (the kernel backend)")
-    orig = shutil.which("mprof", path="/usr/bin")
+    orig = shutil.which("python3-mprof", path="/usr/bin") or shutil.which("mprof", path="/usr/bin")
     targets = os.path.join(ROOT, "build", "tests", "targets")
     tmp = tempfile.mkdtemp(prefix="mprof-bench-")
     try:
@@ -116,13 +121,17 @@ def main():
             spikes["memory_profiler"] = spikes_seen([orig], os.path.join(targets, "spikes"), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = ["| workload | plain (s) | mprof-bpf (s) | ratio | memory_profiler (s) | ratio "
-             "| records/s | .dat bytes/min |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | plain (s) | mprof-bpf (s) | whole-command ratio | workload-time ratio "
+             "| memory_profiler (s) | whole-command ratio | workload-time ratio "
+             "| mprof-bpf records/s | mprof-bpf .dat bytes/min |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %.3f | %.3f | %.3fx | %s | %s | %.0f | %.0f |" % (
-            r["name"], r["plain"], r["ours"], r["ours_ratio"],
-            "%.3f" % r["memory_profiler"] if "memory_profiler" in r else "-",
-            "%.3fx" % r["memory_profiler_ratio"] if "memory_profiler" in r else "-",
+        mp = "memory_profiler" in r
+        lines.append("| %s | %.3f | %.3f | %.3fx | %.3fx | %s | %s | %s | %.0f | %.0f |" % (
+            r["name"], r["plain"], r["ours"], r["ours_ratio"], r["ours_inner"],
+            "%.3f" % r["memory_profiler"] if mp else "-",
+            "%.3fx" % r["memory_profiler_ratio"] if mp else "-",
+            "%.3fx" % r["memory_profiler_inner"] if mp else "-",
             r["rec_per_s"], r["bytes_per_min"]))
     lines.append("")
     for tool, (seen, total) in spikes.items():

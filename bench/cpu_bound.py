@@ -1,5 +1,6 @@
 """CPU-bound Python workload for the overhead benchmark: arithmetic and small dicts, no growth."""
 import sys
+import time
 
 
 def work(n):
@@ -12,4 +13,6 @@ def work(n):
 
 
 if __name__ == "__main__":
-    print(work(int(sys.argv[1]) if len(sys.argv) > 1 else 4_000_000))
+    t0 = time.perf_counter()
+    work(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000_000)
+    print("elapsed %.6f" % (time.perf_counter() - t0))
