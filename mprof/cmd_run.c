@@ -437,6 +437,9 @@ int do_run(int argc, char **argv)
 	if (python)
 		printf("running as a Python program...\n");
 	fflush(stdout);
+	if (o.python)
+		p_info("function timestamps (FUNC lines) are not recorded yet: mprof run does not "
+		       "load the CPython hook");
 
 	err = mp_child__spawn(&child, cmd, &cred);
 	if (err) {
