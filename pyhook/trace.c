@@ -127,8 +127,9 @@ static int register_cb(PyObject *events, const char *ev, PyMethodDef *def)
 
 int mp_trace_setup(void)
 {
-	static const int ids[] = { 2, 3, 4 };	/* PROFILER_ID, then the
-						 * ids PEP 669 leaves unnamed */
+	/* The ids PEP 669 leaves unnamed first, so that cProfile (which
+	 * insists on PROFILER_ID = 2 from 3.12 on) still works next to us. */
+	static const int ids[] = { 3, 4, 2 };
 	PyObject *sys = NULL, *events = NULL, *r;
 	long b[7];
 	size_t i;
@@ -155,7 +156,7 @@ int mp_trace_setup(void)
 	}
 	if (tool_id < 0) {
 		PyErr_SetString(PyExc_RuntimeError,
-				"no free sys.monitoring tool id (2, 3 and 4 are taken)");
+				"no free sys.monitoring tool id (3, 4 and 2 are taken)");
 		goto fail;
 	}
 	events = PyObject_GetAttrString(mon, "events");
