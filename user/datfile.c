@@ -1,0 +1,1053 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "datfile.h"
+
+/* Longest number we accept: "%.6f" of any real RSS is ~20 characters, so this leaves room. */
+#define MP_NUM_MAX 128
+/* A FUNC line uses the keyword and six fields; anything after is ignored. */
+#define MP_MAX_TOKENS 7
+
+struct tok {
+	const char *p;
+	size_t n;
+};
+
+void mp_datfile__init(struct mp_datfile *df)
+{
+	memset(df, 0, sizeof(*df));
+}
+
+void mp_datfile__release(struct mp_datfile *df)
+{
+	free(df->cmdline);
+	free(df->mem.pts);
+	for (size_t i = 0; i < df->n_children; i++)
+		free(df->children[i].s.pts);
+	free(df->children);
+	for (size_t i = 0; i < df->n_funcs; i++) {
+		free(df->funcs[i].name);
+		free(df->funcs[i].calls);
+	}
+	free(df->funcs);
+	free(df->child_idx);
+	free(df->func_idx);
+	mp_datfile__init(df);
+}
+
+/* Grow *@arr (of @size-byte items, capacity *@cap) to hold @need items. Returns 0 or -ENOMEM. */
+static int grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap : 16;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if (ncap > SIZE_MAX / size)
+		return -ENOMEM;
+	p = realloc(*arr, ncap * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int series_push(struct mp_series *s, double t, double mib)
+{
+	int err = grow((void **)&s->pts, &s->cap, s->n + 1, sizeof(*s->pts));
+
+	if (err)
+		return err;
+	s->pts[s->n].t = t;
+	s->pts[s->n].mib = mib;
+	s->n++;
+	return 0;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static uint64_t hash_pid(int pid)
+{
+	uint64_t h = (uint64_t)(unsigned int)pid * 0x9e3779b97f4a7c15ULL;
+
+	return h ^ (h >> 29);
+}
+
+/*
+ * The tables hold index + 1 into children[]/funcs[] (0 is an empty slot), kept at most half
+ * full so that a probe always ends. They are rebuilt from the arrays when they grow.
+ */
+static int child_table_grow(struct mp_datfile *df)
+{
+	size_t slots = df->child_slots ? df->child_slots * 2 : 64;
+	size_t *tab;
+
+	if (slots > SIZE_MAX / sizeof(*tab))
+		return -ENOMEM;
+	tab = calloc(slots, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < df->n_children; i++) {
+		size_t h = hash_pid(df->children[i].pid) & (slots - 1);
+
+		while (tab[h])
+			h = (h + 1) & (slots - 1);
+		tab[h] = i + 1;
+	}
+	free(df->child_idx);
+	df->child_idx = tab;
+	df->child_slots = slots;
+	return 0;
+}
+
+static int func_table_grow(struct mp_datfile *df)
+{
+	size_t slots = df->func_slots ? df->func_slots * 2 : 64;
+	size_t *tab;
+
+	if (slots > SIZE_MAX / sizeof(*tab))
+		return -ENOMEM;
+	tab = calloc(slots, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < df->n_funcs; i++) {
+		const char *name = df->funcs[i].name;
+		size_t h = hash_bytes(name, strlen(name)) & (slots - 1);
+
+		while (tab[h])
+			h = (h + 1) & (slots - 1);
+		tab[h] = i + 1;
+	}
+	free(df->func_idx);
+	df->func_idx = tab;
+	df->func_slots = slots;
+	return 0;
+}
+
+static long child_lookup(const struct mp_datfile *df, int pid, size_t *slot)
+{
+	size_t h;
+
+	if (!df->child_slots)
+		return -1;
+	h = hash_pid(pid) & (df->child_slots - 1);
+	while (df->child_idx[h]) {
+		if (df->children[df->child_idx[h] - 1].pid == pid)
+			return (long)(df->child_idx[h] - 1);
+		h = (h + 1) & (df->child_slots - 1);
+	}
+	if (slot)
+		*slot = h;
+	return -1;
+}
+
+static long func_lookup(const struct mp_datfile *df, const char *name, size_t n, size_t *slot)
+{
+	size_t h;
+
+	if (!df->func_slots)
+		return -1;
+	h = hash_bytes(name, n) & (df->func_slots - 1);
+	while (df->func_idx[h]) {
+		const char *have = df->funcs[df->func_idx[h] - 1].name;
+
+		if (!strncmp(have, name, n) && have[n] == '\0')
+			return (long)(df->func_idx[h] - 1);
+		h = (h + 1) & (df->func_slots - 1);
+	}
+	if (slot)
+		*slot = h;
+	return -1;
+}
+
+static int get_child(struct mp_datfile *df, int pid, struct mp_child **out)
+{
+	size_t slot;
+	long i;
+	int err;
+
+	if ((df->n_children + 1) * 2 > df->child_slots) {
+		err = child_table_grow(df);
+		if (err)
+			return err;
+	}
+	i = child_lookup(df, pid, &slot);
+	if (i < 0) {
+		err = grow((void **)&df->children, &df->children_cap, df->n_children + 1,
+			   sizeof(*df->children));
+		if (err)
+			return err;
+		i = (long)df->n_children++;
+		memset(&df->children[i], 0, sizeof(df->children[i]));
+		df->children[i].pid = pid;
+		df->child_idx[slot] = (size_t)i + 1;
+	}
+	*out = &df->children[i];
+	return 0;
+}
+
+static int get_func(struct mp_datfile *df, const char *name, size_t n, struct mp_func **out)
+{
+	size_t slot;
+	long i;
+	int err;
+
+	if ((df->n_funcs + 1) * 2 > df->func_slots) {
+		err = func_table_grow(df);
+		if (err)
+			return err;
+	}
+	i = func_lookup(df, name, n, &slot);
+	if (i < 0) {
+		char *copy;
+
+		err = grow((void **)&df->funcs, &df->funcs_cap, df->n_funcs + 1, sizeof(*df->funcs));
+		if (err)
+			return err;
+		copy = strndup(name, n);
+		if (!copy)
+			return -ENOMEM;
+		i = (long)df->n_funcs++;
+		memset(&df->funcs[i], 0, sizeof(df->funcs[i]));
+		df->funcs[i].name = copy;
+		df->func_idx[slot] = (size_t)i + 1;
+	}
+	*out = &df->funcs[i];
+	return 0;
+}
+
+const struct mp_func *mp_datfile__func(const struct mp_datfile *df, const char *name)
+{
+	long i = func_lookup(df, name, strlen(name), NULL);
+
+	return i < 0 ? NULL : &df->funcs[i];
+}
+
+const struct mp_child *mp_datfile__child(const struct mp_datfile *df, int pid)
+{
+	long i = child_lookup(df, pid, NULL);
+
+	return i < 0 ? NULL : &df->children[i];
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Split @line into at most @max tokens; returns how many (more than @max is reported as max + 1). */
+static size_t tokenize(const char *line, size_t len, struct tok *toks, size_t max)
+{
+	size_t i = 0, n = 0;
+
+	for (;;) {
+		size_t start;
+
+		while (i < len && is_blank(line[i]))
+			i++;
+		if (i == len)
+			return n;
+		if (n == max)
+			return max + 1;
+		start = i;
+		while (i < len && !is_blank(line[i]))
+			i++;
+		toks[n].p = line + start;
+		toks[n].n = i - start;
+		n++;
+	}
+}
+
+static bool tok_is(const struct tok *t, const char *word)
+{
+	size_t n = strlen(word);
+
+	return t->n == n && !memcmp(t->p, word, n);
+}
+
+/* A finite decimal number: [+-] digits [. digits] [e [+-] digits], or [+-] . digits [e ...]. */
+static int parse_num(const struct tok *t, double *out)
+{
+	char buf[MP_NUM_MAX + 1];
+	size_t i = 0, digits = 0;
+	char *end;
+	double v;
+
+	if (t->n == 0 || t->n > MP_NUM_MAX)
+		return -EINVAL;
+	if (t->p[i] == '+' || t->p[i] == '-')
+		i++;
+	while (i < t->n && is_digit(t->p[i]))
+		i++, digits++;
+	if (i < t->n && t->p[i] == '.') {
+		i++;
+		while (i < t->n && is_digit(t->p[i]))
+			i++, digits++;
+	}
+	if (!digits)
+		return -EINVAL;
+	if (i < t->n && (t->p[i] == 'e' || t->p[i] == 'E')) {
+		size_t exp_digits = 0;
+
+		i++;
+		if (i < t->n && (t->p[i] == '+' || t->p[i] == '-'))
+			i++;
+		while (i < t->n && is_digit(t->p[i]))
+			i++, exp_digits++;
+		if (!exp_digits)
+			return -EINVAL;
+	}
+	if (i != t->n)
+		return -EINVAL;
+	memcpy(buf, t->p, t->n);
+	buf[t->n] = '\0';
+	errno = 0;
+	v = strtod(buf, &end);
+	/* Underflow to a tiny or zero value is harmless; overflow to infinity is not. */
+	if (end != buf + t->n || !isfinite(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* A non-negative decimal integer that fits an int. */
+static int parse_uint(const struct tok *t, int *out)
+{
+	long long v = 0;
+	size_t i = 0;
+
+	if (t->n && t->p[0] == '+')
+		i++;
+	if (i == t->n)
+		return -EINVAL;
+	for (; i < t->n; i++) {
+		if (!is_digit(t->p[i]))
+			return -EINVAL;
+		v = v * 10 + (t->p[i] - '0');
+		if (v > INT_MAX)
+			return -EINVAL;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* An upper-case word such as a future record kind: [A-Z][A-Z0-9_]*. */
+static bool is_keyword(const struct tok *t)
+{
+	if (!t->n || t->p[0] < 'A' || t->p[0] > 'Z')
+		return false;
+	for (size_t i = 1; i < t->n; i++) {
+		char c = t->p[i];
+
+		if (!((c >= 'A' && c <= 'Z') || is_digit(c) || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int fail(struct mp_datfile *df, const char *msg)
+{
+	df->err_line = df->n_lines;
+	df->err_msg = msg;
+	return -EINVAL;
+}
+
+static int parse_cmdline(struct mp_datfile *df, const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+	char *copy;
+
+	while (p < end && is_blank(*p))
+		p++;
+	p += strlen("CMDLINE");
+	while (p < end && is_blank(*p))
+		p++;
+	while (end > p && is_blank(end[-1]))
+		end--;
+	copy = strndup(p, (size_t)(end - p));
+	if (!copy)
+		return -ENOMEM;
+	free(df->cmdline);
+	df->cmdline = copy;
+	return 0;
+}
+
+static int parse_line(struct mp_datfile *df, const char *line, size_t len, bool complete)
+{
+	struct tok t[MP_MAX_TOKENS];
+	size_t n = tokenize(line, len, t, MP_MAX_TOKENS);
+	double a, b, c, d;
+	int pid, level = -1, err;
+
+	if (n == 0)
+		return 0;
+	if (tok_is(&t[0], "MEM")) {
+		if (n < 3 || parse_num(&t[1], &a) || parse_num(&t[2], &b))
+			return fail(df, "bad MEM record, expected 'MEM <MiB> <time>'");
+		return series_push(&df->mem, b, a);
+	}
+	if (tok_is(&t[0], "CHLD")) {
+		struct mp_child *ch;
+
+		if (n < 4 || parse_uint(&t[1], &pid) || parse_num(&t[2], &a) ||
+		    parse_num(&t[3], &b))
+			return fail(df, "bad CHLD record, expected 'CHLD <pid> <MiB> <time>'");
+		err = get_child(df, pid, &ch);
+		if (err)
+			return err;
+		return series_push(&ch->s, b, a);
+	}
+	if (tok_is(&t[0], "FUNC")) {
+		struct mp_func *fn;
+		struct mp_call *call;
+
+		if (n < 6 || parse_num(&t[2], &a) || parse_num(&t[3], &b) || parse_num(&t[4], &c) ||
+		    parse_num(&t[5], &d) || (n > 6 && parse_uint(&t[6], &level)))
+			return fail(df, "bad FUNC record, expected "
+					"'FUNC <name> <MiB> <time> <MiB> <time> [<level>]'");
+		err = get_func(df, t[1].p, t[1].n, &fn);
+		if (err)
+			return err;
+		err = grow((void **)&fn->calls, &fn->cap, fn->n + 1, sizeof(*fn->calls));
+		if (err)
+			return err;
+		call = &fn->calls[fn->n++];
+		call->mem_start = a;
+		call->t_start = b;
+		call->mem_end = c;
+		call->t_end = d;
+		call->level = level;
+		return 0;
+	}
+	if (tok_is(&t[0], "CMDLINE"))
+		return parse_cmdline(df, line, len);
+	if (is_keyword(&t[0])) {
+		/* "ME" at the very end is a cut MEM line rather than a record of a later writer */
+		if (!complete)
+			return fail(df, "truncated record at the end of the file");
+		df->n_skipped++;
+		return 0;
+	}
+	return fail(df, "not a profile record (expected CMDLINE, MEM, CHLD or FUNC)");
+}
+
+int mp_datfile__parse(struct mp_datfile *df, const char *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *line = buf + off;
+		const char *nl = memchr(line, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - line) : len - off;
+		int err;
+
+		df->n_lines++;
+		if (memchr(line, '\0', n))
+			return fail(df, "unexpected NUL byte: binary data, not a profile");
+		err = parse_line(df, line, n, nl != NULL);
+		if (err)
+			return err;
+		off += n + (nl ? 1 : 0);
+	}
+	return 0;
+}
+
+int mp_datfile__read(struct mp_datfile *df, const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0, cap;
+	struct stat st;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		err = -errno;
+		goto cleanup;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err = -EISDIR;
+		goto cleanup;
+	}
+	/* st_size is only a hint: the file may still be growing under a running `mprof run`. */
+	cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
+	buf = malloc(cap);
+	if (!buf) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (len == cap) {
+			char *nbuf;
+
+			if (cap > SIZE_MAX / 2) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			nbuf = realloc(buf, cap * 2);
+			if (!nbuf) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			buf = nbuf;
+			cap *= 2;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			goto cleanup;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	err = mp_datfile__parse(df, buf, len);
+cleanup:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+long mp_points__max(const struct mp_point *pts, size_t n)
+{
+	long best = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if (best < 0 || pts[i].mib > pts[best].mib)
+			best = (long)i;
+	return best;
+}
+
+struct span {
+	double a, b;
+};
+
+static int span_cmp(const void *x, const void *y)
+{
+	const struct span *p = x, *q = y;
+
+	return (p->a > q->a) - (p->a < q->a);
+}
+
+int mp_datfile__func_peak(const struct mp_datfile *df, const struct mp_func *fn, double *mib,
+			  double *t)
+{
+	struct span *sp;
+	size_t n = 0;
+	bool found = false;
+
+	if (!fn->n)
+		return -ENODATA;
+	sp = malloc(fn->n * sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	/* Merge the calls into disjoint sorted spans, then find each sample by bisection. */
+	for (size_t i = 0; i < fn->n; i++) {
+		if (fn->calls[i].t_end < fn->calls[i].t_start)
+			continue; /* a clock step backwards: no sample can lie inside */
+		sp[n].a = fn->calls[i].t_start;
+		sp[n].b = fn->calls[i].t_end;
+		n++;
+	}
+	qsort(sp, n, sizeof(*sp), span_cmp);
+	if (n) {
+		size_t m = 0;
+
+		for (size_t i = 1; i < n; i++) {
+			if (sp[i].a <= sp[m].b) {
+				if (sp[i].b > sp[m].b)
+					sp[m].b = sp[i].b;
+			} else {
+				sp[++m] = sp[i];
+			}
+		}
+		n = m + 1;
+	}
+	for (size_t i = 0; i < df->mem.n; i++) {
+		const struct mp_point *p = &df->mem.pts[i];
+		size_t lo = 0, hi = n;
+
+		/* the last span starting at or before p->t */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (sp[mid].a <= p->t)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo && p->t <= sp[lo - 1].b && (!found || p->mib > *mib)) {
+			*mib = p->mib;
+			*t = p->t;
+			found = true;
+		}
+	}
+	free(sp);
+	return found ? 0 : -ENODATA;
+}
+
+int mp_points__fit(const struct mp_point *pts, size_t n, double t0, double *slope,
+		   double *intercept)
+{
+	double base, mt = 0, mm = 0, sxx = 0, sxy = 0;
+
+	if (n < 2)
+		return -EDOM;
+	base = pts[0].t;
+	for (size_t i = 0; i < n; i++) {
+		mt += pts[i].t - base;
+		mm += pts[i].mib;
+	}
+	mt /= (double)n;
+	mm /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		double dt = pts[i].t - base - mt;
+
+		sxx += dt * dt;
+		sxy += dt * (pts[i].mib - mm);
+	}
+	if (!(sxx > 0) || !isfinite(sxy / sxx))
+		return -EDOM;
+	*slope = sxy / sxx;
+	*intercept = mm - *slope * (base + mt - t0);
+	return 0;
+}
+
+/* ---- choosing profiles ------------------------------------------------------------------- */
+
+/*
+ * Length of the character at @p, as Python sees a file name: a valid UTF-8 sequence is one
+ * character, and each byte of an invalid one is a character of its own (surrogateescape).
+ */
+static size_t char_len(const unsigned char *p)
+{
+	size_t n;
+	unsigned int cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 1;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 1;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* overlong forms, surrogates and values past U+10FFFF are invalid */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 1;
+	return n;
+}
+
+bool mp_profile__name_matches(const char *name)
+{
+	static const char prefix[] = "mprofile_", suffix[] = ".dat";
+	const unsigned char *p = (const unsigned char *)name;
+
+	if (strncmp(name, prefix, strlen(prefix)))
+		return false;
+	p += strlen(prefix);
+	for (int i = 0; i < 14; i++) {
+		if (!*p)
+			return false;
+		p += char_len(p);
+	}
+	return !strcmp((const char *)p, suffix);
+}
+
+int mp_profile__parse_index(const char *arg, long long *idx)
+{
+	const char *p = arg;
+	unsigned long long v = 0;
+	bool neg = false, digit_before = false;
+
+	while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+		p++;
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	if (!is_digit(*p))
+		return -EINVAL;
+	for (; *p; p++) {
+		if (is_digit(*p)) {
+			if (v > (unsigned long long)LLONG_MAX / 10)
+				return -EINVAL;
+			v = v * 10 + (unsigned long long)(*p - '0');
+			if (v > (unsigned long long)LLONG_MAX)
+				return -EINVAL;
+			digit_before = true;
+		} else if (*p == '_' && digit_before && is_digit(p[1])) {
+			digit_before = false;
+		} else {
+			break;
+		}
+	}
+	while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+		p++;
+	if (*p)
+		return -EINVAL;
+	*idx = neg ? -(long long)v : (long long)v;
+	return 0;
+}
+
+int mp_profile__index_pos(size_t n, long long idx, size_t *pos)
+{
+	if (idx < 0) {
+		if ((unsigned long long)-(idx + 1) >= n)
+			return -ERANGE;
+		*pos = n - (size_t)-(idx + 1) - 1;
+		return 0;
+	}
+	if ((unsigned long long)idx >= n)
+		return -ERANGE;
+	*pos = (size_t)idx;
+	return 0;
+}
+
+/* Python's os.path.splitext: where the extension of @path starts (its length if none). */
+static size_t ext_start(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+
+	if (!dot)
+		return strlen(path);
+	for (const char *p = base; p < dot; p++)
+		if (*p != '.')
+			return (size_t)(dot - path);
+	return strlen(path);
+}
+
+/* Byte offset of character @k of @s (of @len bytes), clamped to @len as Python slices clamp. */
+static size_t char_off(const char *s, size_t len, size_t k)
+{
+	size_t off = 0;
+
+	while (k-- && off < len) {
+		size_t n = char_len((const unsigned char *)s + off);
+
+		off += n > len - off ? len - off : n;
+	}
+	return off;
+}
+
+size_t mp_profile__list_stamp(const char *name, char *out, size_t size)
+{
+	/* slices [start, end) of the stamp, printed as hour:min:sec day/month/year */
+	static const struct {
+		size_t a, b;
+		char sep;
+	} parts[] = {
+		{ 8, 10, ':' }, { 10, 12, ':' }, { 12, 14, ' ' },
+		{ 6, 8, '/' },	{ 4, 6, '/' },	 { 0, 4, '\0' },
+	};
+	size_t stem = ext_start(name), w = 0;
+	const char *ts = name;
+
+	for (size_t i = 0; i < stem; i++)
+		if (name[i] == '_')
+			ts = name + i + 1;
+	stem -= (size_t)(ts - name);
+	if (!size)
+		return 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		size_t a = char_off(ts, stem, parts[i].a), b = char_off(ts, stem, parts[i].b);
+
+		for (size_t j = a; j < b && w + 1 < size; j++)
+			out[w++] = ts[j];
+		if (parts[i].sep && w + 1 < size)
+			out[w++] = parts[i].sep;
+	}
+	out[w] = '\0';
+	return w;
+}
+
+char *mp_profile__ts_companion(const char *path)
+{
+	size_t e = ext_start(path), len = strlen(path);
+	char *out = malloc(len + 4);
+
+	if (!out)
+		return NULL;
+	memcpy(out, path, e);
+	memcpy(out + e, "_ts", 3);
+	memcpy(out + e + 3, path + e, len - e + 1);
+	return out;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void mp_profile__sort(char **names, size_t n)
+{
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+}
+
+void mp_profiles__release(struct mp_profiles *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->names[i]);
+	free(p->names);
+	memset(p, 0, sizeof(*p));
+}
+
+int mp_profiles__push(struct mp_profiles *p, const char *name)
+{
+	char *copy;
+	int err = grow((void **)&p->names, &p->cap, p->n + 1, sizeof(*p->names));
+
+	if (err)
+		return err;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	p->names[p->n++] = copy;
+	return 0;
+}
+
+static bool contains(const struct mp_profiles *p, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (!strcmp(p->names[i], name))
+			return true;
+	return false;
+}
+
+int mp_profiles__scan(struct mp_profiles *p, const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	int dfd, err = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	dfd = dirfd(d);
+	for (;;) {
+		struct stat st;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				err = -errno;
+			break;
+		}
+		if (!mp_profile__name_matches(de->d_name))
+			continue;
+		if (fstatat(dfd, de->d_name, &st, 0) || !S_ISREG(st.st_mode))
+			continue; /* vanished, a dangling link, or not a file: not a profile */
+		err = mp_profiles__push(p, de->d_name);
+		if (err)
+			break;
+	}
+	closedir(d);
+	if (!err)
+		mp_profile__sort(p->names, p->n);
+	return err;
+}
+
+/* 0 if @path is a regular file, else -EISDIR, -EINVAL (other kinds) or stat's -errno. */
+static int check_file(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	return S_ISREG(st.st_mode) ? 0 : -EINVAL;
+}
+
+static int select_one(const struct mp_profiles *profiles, const char *arg,
+		      enum mp_select_order order, const char **name)
+{
+	long long idx;
+	size_t pos;
+	int err;
+
+	if (order == MP_SELECT_INDEX_FIRST && !mp_profile__parse_index(arg, &idx)) {
+		if (mp_profile__index_pos(profiles->n, idx, &pos))
+			return -ERANGE;
+		*name = profiles->names[pos];
+		return 0;
+	}
+	err = check_file(arg);
+	if (err == -ENOTDIR)
+		err = -ENOENT; /* "file/x": no such path, as os.path.exists() sees it */
+	if (err != -ENOENT || order == MP_SELECT_INDEX_FIRST) {
+		*name = arg;
+		return err;
+	}
+	if (mp_profile__parse_index(arg, &idx))
+		return -ENOENT;
+	if (mp_profile__index_pos(profiles->n, idx, &pos))
+		return -ERANGE;
+	*name = profiles->names[pos];
+	return 0;
+}
+
+int mp_profiles__select(const struct mp_profiles *profiles, int argc, char *const argv[],
+			enum mp_select_order order, struct mp_profiles *out, int *bad)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *name = NULL;
+		int err;
+
+		if (!strcmp(argv[i], "--"))
+			continue;
+		err = select_one(profiles, argv[i], order, &name);
+		if (!err && !contains(out, name))
+			err = mp_profiles__push(out, name);
+		if (err) {
+			*bad = i;
+			return err;
+		}
+	}
+	return 0;
+}
+
+int mp_profiles__add_companions(struct mp_profiles *sel)
+{
+	for (size_t i = sel->n; i-- > 0;) {
+		char *ts = mp_profile__ts_companion(sel->names[i]);
+		int err = 0;
+
+		if (!ts)
+			return -ENOMEM;
+		if (!check_file(ts) && !contains(sel, ts))
+			err = mp_profiles__push(sel, ts);
+		free(ts);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int mp_profiles__choose(int argc, char *const argv[], enum mp_select_order order,
+			struct mp_profiles *out, bool *newest, char *msg, size_t size)
+{
+	struct mp_profiles all = { 0 };
+	int nargs = 0, bad = 0, err;
+
+	*newest = false;
+	err = mp_profiles__scan(&all, ".");
+	if (err) {
+		snprintf(msg, size, "cannot list the current folder: %s", strerror(-err));
+		goto cleanup;
+	}
+	for (int i = 0; i < argc; i++)
+		nargs += strcmp(argv[i], "--") != 0;
+	if (!nargs && order == MP_SELECT_PATH_FIRST) {
+		if (!all.n) {
+			err = -ENOENT;
+			snprintf(msg, size, "no mprofile_*.dat file in the current folder "
+					    "(give a file, or record one with 'mprof run')");
+			goto cleanup;
+		}
+		*newest = true;
+		err = mp_profiles__push(out, all.names[all.n - 1]);
+		if (err)
+			snprintf(msg, size, "%s", strerror(-err));
+		goto cleanup;
+	}
+	err = mp_profiles__select(&all, argc, argv, order, out, &bad);
+	switch (err) {
+	case 0:
+		break;
+	case -ENOENT:
+		if (order == MP_SELECT_PATH_FIRST)
+			snprintf(msg, size, "'%s' is neither a file nor a profile index", argv[bad]);
+		else
+			snprintf(msg, size, "no such file or profile index '%s'", argv[bad]);
+		break;
+	case -ERANGE:
+		snprintf(msg, size, "no profile with index %s: the current folder has %zu "
+				    "mprofile_*.dat file%s",
+			 argv[bad], all.n, all.n == 1 ? "" : "s");
+		break;
+	case -EISDIR:
+		snprintf(msg, size, "'%s' is a directory, not a profile", argv[bad]);
+		break;
+	case -EINVAL:
+		snprintf(msg, size, "'%s' is not a regular file", argv[bad]);
+		break;
+	default:
+		snprintf(msg, size, "cannot access '%s': %s", argv[bad], strerror(-err));
+		break;
+	}
+cleanup:
+	mp_profiles__release(&all);
+	return err;
+}
+
+int mp_datfile__load(struct mp_datfile *df, const char *path, char *msg, size_t size)
+{
+	int err = mp_datfile__read(df, path);
+
+	switch (err) {
+	case 0:
+		if (df->mem.n)
+			return 0;
+		err = -ENODATA;
+		snprintf(msg, size, "no MEM samples in '%s': %s", path,
+			 df->n_lines ? "the run was too short or the file is truncated" :
+				       "the file is empty");
+		break;
+	case -EINVAL:
+		snprintf(msg, size, "'%s' line %zu: %s", path, df->err_line, df->err_msg);
+		break;
+	case -EISDIR:
+		snprintf(msg, size, "'%s' is a directory, not a profile", path);
+		break;
+	default:
+		snprintf(msg, size, "cannot read '%s': %s", path, strerror(-err));
+		break;
+	}
+	return err;
+}

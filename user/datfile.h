@@ -1,0 +1,232 @@
+/*
+ * mp_datfile: reading memory_profiler .dat files, and choosing which ones a command works on.
+ *
+ * The grammar is memory_profiler 0.61's (see dat.h for the writer), read leniently where that is
+ * harmless and strictly where a line cannot be understood:
+ *   CMDLINE <command line>                      the last one wins, as in memory_profiler
+ *   MEM <MiB> <epoch seconds>
+ *   CHLD <pid> <MiB> <epoch seconds>
+ *   FUNC <module.name> <MiB> <t> <MiB> <t> [<level>]
+ * Records may come in any order (a short run writes its FUNC lines before CMDLINE). Fields are
+ * separated by any run of blanks or tabs; leading and trailing blanks, CRLF line ends, blank lines
+ * and a missing final newline are accepted. Numbers are decimal, with or without a fraction or an
+ * exponent (memory_profiler's "%.6f"/"%.4f" as well as any other precision), and must be finite.
+ * Fields after the last one a record uses are ignored, as memory_profiler ignores them. A line
+ * whose first word is another upper-case keyword is skipped (a later writer may add records);
+ * anything else is an error carrying its line number.
+ *
+ * Nothing here prints or exits.
+ */
+#ifndef MP_DATFILE_H
+#define MP_DATFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One memory sample: MiB (2^20 bytes) at a time in seconds. */
+struct mp_point {
+	double t;
+	double mib;
+};
+
+/* A growable array of samples, in the order the file gives them. */
+struct mp_series {
+	struct mp_point *pts;
+	size_t n;
+	size_t cap;
+};
+
+/* The CHLD samples of one child process. */
+struct mp_child {
+	int pid;
+	struct mp_series s;
+};
+
+/* One FUNC line: a call of a function (or a profile.timestamp block). */
+struct mp_call {
+	double t_start;
+	double t_end;
+	double mem_start;
+	double mem_end;
+	int level; /* depth among profiled functions, outermost 0; -1 when the line has none */
+};
+
+/* Every call of one function, in file order. */
+struct mp_func {
+	char *name; /* as written, e.g. "__main__.f" or ".block1" */
+	struct mp_call *calls;
+	size_t n;
+	size_t cap;
+};
+
+struct mp_datfile {
+	char *cmdline;		   /* text of the last CMDLINE line without its line end; NULL if none */
+	struct mp_series mem;	   /* MEM samples */
+	struct mp_child *children; /* in order of first appearance */
+	size_t n_children;
+	struct mp_func *funcs; /* in order of first appearance */
+	size_t n_funcs;
+	size_t n_lines;	  /* lines read, blank ones included */
+	size_t n_skipped; /* lines with an unknown keyword */
+
+	/* Set when a parse fails with -EINVAL: the 1-based line and what was wrong with it. */
+	size_t err_line;
+	const char *err_msg; /* static string, lowercase, no full stop */
+
+	/* private */
+	size_t children_cap, funcs_cap;
+	size_t *child_idx, *func_idx; /* open-addressing tables of index + 1, 0 = empty */
+	size_t child_slots, func_slots;
+};
+
+/* Prepare an empty @df. Never fails. */
+void mp_datfile__init(struct mp_datfile *df);
+
+/* Free everything @df owns and leave it as after mp_datfile__init(). */
+void mp_datfile__release(struct mp_datfile *df);
+
+/*
+ * Parse the whole of @buf (@len bytes, NUL bytes are an error) into @df, which must be freshly
+ * initialised. Returns 0, -ENOMEM, or -EINVAL with df->err_line and df->err_msg set. On error
+ * @df holds what was read before the bad line and must still be released.
+ */
+int mp_datfile__parse(struct mp_datfile *df, const char *buf, size_t len);
+
+/*
+ * Read and parse the file at @path into the freshly initialised @df. Returns 0, -EINVAL (see
+ * mp_datfile__parse()), -EISDIR for a directory, or the -errno of open/read.
+ */
+int mp_datfile__read(struct mp_datfile *df, const char *path);
+
+/* The function named exactly @name (as in the FUNC lines), or NULL. */
+const struct mp_func *mp_datfile__func(const struct mp_datfile *df, const char *name);
+
+/* The child with pid @pid, or NULL. */
+const struct mp_child *mp_datfile__child(const struct mp_datfile *df, int pid);
+
+/*
+ * Index of the highest sample of @pts[0..n) (the first one on ties), or -1 when n is 0.
+ */
+long mp_points__max(const struct mp_point *pts, size_t n);
+
+/*
+ * memory_profiler's `peak --func`: the highest MEM sample whose time lies inside one of @fn's
+ * [t_start, t_end] calls (bounds included). Stores it in *mib and *t. Returns 0, or -ENODATA if
+ * no sample falls inside any call.
+ */
+int mp_datfile__func_peak(const struct mp_datfile *df, const struct mp_func *fn, double *mib,
+			  double *t);
+
+/*
+ * Least-squares line mib = slope * t + intercept through @pts[0..n), with t measured from @t0
+ * (pass the plot's origin so that the intercept is meaningful). Computed around the mean time so
+ * that epoch-sized times lose no precision. Returns 0, or -EDOM when fewer than two distinct
+ * times make the slope undefined.
+ */
+int mp_points__fit(const struct mp_point *pts, size_t n, double t0, double *slope,
+		   double *intercept);
+
+/* ---- choosing profiles ----------------------------------------------------------------------
+ * memory_profiler's rules: the profiles of a folder are the entries matching the glob
+ * "mprofile_??????????????.dat" (each ? one character), sorted by name; an integer argument is an
+ * index into that list, negative ones counting from the end.
+ */
+
+/* True if the file name @name (no folder part) matches "mprofile_??????????????.dat". */
+bool mp_profile__name_matches(const char *name);
+
+/*
+ * Parse @arg as a profile index the way Python's int() does (surrounding blanks, a sign, digits,
+ * single underscores between digits). Returns 0 with *idx set, or -EINVAL.
+ */
+int mp_profile__parse_index(const char *arg, long long *idx);
+
+/*
+ * The position in a list of @n profiles that index @idx designates (Python indexing: -1 is the
+ * last). Returns 0 with *pos set, or -ERANGE.
+ */
+int mp_profile__index_pos(size_t n, long long idx, size_t *pos);
+
+/*
+ * The date `mprof list` shows for the profile name @name: "HH:MM:SS DD/MM/YYYY", cut from the
+ * characters after the last '_' of the name without extension, exactly as memory_profiler slices
+ * them (a name that is not a timestamp gives a short or odd string, never an overflow). @out
+ * receives at most @size - 1 bytes and a NUL. Returns the length written.
+ */
+size_t mp_profile__list_stamp(const char *name, char *out, size_t size);
+
+/*
+ * The legacy companion memory_profiler removes along with a profile: "<stem>_ts<ext>" where
+ * <ext> is the path's extension (Python's os.path.splitext rules). Returns a malloc'ed string
+ * the caller frees, or NULL (errno = ENOMEM).
+ */
+char *mp_profile__ts_companion(const char *path);
+
+/* Sort @n strings in place by bytes (the order Python gives UTF-8 names). */
+void mp_profile__sort(char **names, size_t n);
+
+/* A list of file names; owns the strings. */
+struct mp_profiles {
+	char **names;
+	size_t n;
+	size_t cap;
+};
+
+/* Free the names and leave @p empty. Accepts an empty list. */
+void mp_profiles__release(struct mp_profiles *p);
+
+/*
+ * Fill the empty @p with the sorted profiles of folder @dir (names only, without the folder).
+ * Only entries that are regular files (after following symlinks) are kept: a directory that
+ * happens to match is neither listed nor removed. Returns 0 or -errno.
+ */
+int mp_profiles__scan(struct mp_profiles *p, const char *dir);
+
+/* How an argument is tried: memory_profiler's plot and peak look for a file first, rm for an index. */
+enum mp_select_order {
+	MP_SELECT_PATH_FIRST,
+	MP_SELECT_INDEX_FIRST,
+};
+
+/*
+ * Resolve @argc arguments (paths or indices into @profiles, which were scanned from the current
+ * folder) into @out, which must be empty; duplicates are dropped, order is kept, and a "--"
+ * argument is skipped. Every path must be an existing regular file. Returns 0, or on the first
+ * bad argument *bad = its position and:
+ *   -ENOENT  neither an existing file nor an integer
+ *   -ERANGE  an integer that is not a valid index
+ *   -EISDIR  a directory
+ *   -EINVAL  exists but is not a regular file
+ *   -ENOMEM
+ * On error @out keeps what was resolved before and must still be released.
+ */
+int mp_profiles__select(const struct mp_profiles *profiles, int argc, char *const argv[],
+			enum mp_select_order order, struct mp_profiles *out, int *bad);
+
+/*
+ * Append to @sel the "_ts" companion of each of its files (walking them last to first, as
+ * memory_profiler does) when that companion exists as a regular file and is not already there.
+ * Returns 0 or -ENOMEM.
+ */
+int mp_profiles__add_companions(struct mp_profiles *sel);
+
+/*
+ * What the file commands do with their arguments: scan the current folder, then either pick its
+ * newest profile when @argc is 0 (only with MP_SELECT_PATH_FIRST; *newest is set to true), or
+ * resolve the arguments with mp_profiles__select(). Returns 0, or -errno with a one-line,
+ * lowercase explanation naming the culprit in @msg (@size bytes) for the caller to show.
+ */
+int mp_profiles__choose(int argc, char *const argv[], enum mp_select_order order,
+			struct mp_profiles *out, bool *newest, char *msg, size_t size);
+
+/*
+ * mp_datfile__read() for a command: also fails with -ENODATA when the file has no MEM sample.
+ * On error @msg (@size bytes) receives a one-line, lowercase explanation naming @path and, for
+ * a bad line, its number.
+ */
+int mp_datfile__load(struct mp_datfile *df, const char *path, char *msg, size_t size);
+
+/* Append a copy of @name. Returns 0 or -ENOMEM. */
+int mp_profiles__push(struct mp_profiles *p, const char *name);
+
+#endif
