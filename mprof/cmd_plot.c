@@ -202,6 +202,7 @@ cleanup:
 	free(in);
 	free(out_path);
 	mp_profiles__release(&sel);
+	mp_plot__exit();
 	if (fflush(stdout) || ferror(stdout)) {
 		p_err("cannot write to standard output: %s", strerror(errno));
 		rc = 1;

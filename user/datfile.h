@@ -12,7 +12,8 @@
  * and a missing final newline are accepted. Numbers are decimal, with or without a fraction or an
  * exponent (memory_profiler's "%.6f"/"%.4f" as well as any other precision), and must be finite.
  * Fields after the last one a record uses are ignored, as memory_profiler ignores them. A line
- * whose first word is another upper-case keyword is skipped (a later writer may add records);
+ * whose first word is another upper-case keyword is skipped (a later writer may add records),
+ * unless it is the unterminated last line ("ME" is a MEM line cut short, not a new record);
  * anything else is an error carrying its line number.
  *
  * Nothing here prints or exits.

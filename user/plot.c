@@ -1502,3 +1502,8 @@ cleanup:
 	free_profiles(&p);
 	return err;
 }
+
+void mp_plot__exit(void)
+{
+	cairo_debug_reset_static_data();
+}

@@ -111,4 +111,10 @@ void mp_plot__func_labels(const char *const *names, size_t n, const char **label
 int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_plot_opts *opts,
 		    enum mp_plot_format fmt, const char *path, struct mp_plot_info *info);
 
+/*
+ * Drop cairo's process-wide caches (fonts, patterns) once nothing will be drawn any more, so that
+ * leak checkers see only real leaks. No surface or context may be alive.
+ */
+void mp_plot__exit(void);
+
 #endif

@@ -82,7 +82,7 @@ static int group_teardown(void **state)
 
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cairo_debug_reset_static_data();
+	mp_plot__exit();
 	return system(cmd) == 0 ? 0 : -1;
 }
 
