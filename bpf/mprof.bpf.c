@@ -74,6 +74,15 @@ struct {
 	__type(value, __u64);
 } pcpu_probe SEC(".maps");
 
+/*
+ * A read-only view of any kernel address as a given BTF type (v6.2+). Loads through it are
+ * plain instructions with an exception-table fixup, much cheaper than a bpf_probe_read_kernel()
+ * call on this hot path (one per CPU per page fault).
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+#define bpf_ksym_exists_rdonly() (&bpf_rdonly_cast != NULL)
+
 /* Per-CPU offsets, learnt once (0: not yet). */
 __u64 cpu_off[MP_MAX_CPUS] = {};
 
@@ -158,8 +167,15 @@ static __always_inline __s64 pcpu_counter_sum(struct percpu_counter *c)
 		off = percpu_offset(cpu);
 		if (!off)
 			continue;
-		if (bpf_probe_read_kernel(&part, sizeof(part), counters + off))
+		if (bpf_ksym_exists_rdonly()) {
+			/* any named struct whose first field is an s32 will do */
+			struct refcount_struct *r = bpf_rdonly_cast(
+				counters + off, bpf_core_type_id_kernel(struct refcount_struct));
+
+			part = r->refs.counter;
+		} else if (bpf_probe_read_kernel(&part, sizeof(part), counters + off)) {
 			continue;
+		}
 		sum += part;
 	}
 	return sum < 0 ? 0 : sum;
