@@ -187,6 +187,11 @@ int do_plot(int argc, char **argv)
 		output = out_path;
 	}
 	err = mp_plot__render(in, sel.n, &opts, fmt, output, NULL);
+	if (err == -ERANGE) {
+		p_err("cannot plot %s: its times or memory values are too far apart to scale",
+		      sel.n > 1 ? "these profiles" : "this profile");
+		goto cleanup;
+	}
 	if (err) {
 		p_err("cannot write '%s': %s", output, strerror(-err));
 		goto cleanup;

@@ -2,38 +2,53 @@
 #
 #   make test-files                     everything below, as `make test` runs it
 #   make fuzz-datfile FUZZ_SECONDS=600  a longer fuzz run of the reader
+#   make fuzz-plot FUZZ_PLOT_SECONDS=600 a longer one of the renderer (~500 inputs/s)
 #
 # test-files builds mprof and the reader/plot unit tests with ASan+UBSan (the same build as
 # `make asan`), runs those unit tests, runs the CLI tests (tests/files, pytest) against that
-# mprof, with memory_profiler's own mprof as the reference, then fuzzes the reader briefly.
+# mprof, with memory_profiler's own mprof as the reference, then fuzzes the reader (20 s) and
+# the renderer (10 s).
 
 FUZZ_SECONDS ?= 20
+FUZZ_PLOT_SECONDS ?= 10
 FILES_ASAN_OUT := $(OUT)/asan
 FILES_ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FILES_ASAN_LDFLAGS := -fsanitize=address,undefined
 FILES_UNIT := $(addprefix $(FILES_ASAN_OUT)/tests/,test_datfile test_plot)
 FUZZ_DIR := $(OUT)/fuzz
-FUZZ_DATFILE := $(FUZZ_DIR)/fuzz_datfile
+FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Iuser $(CAIRO_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-.PHONY: test-files fuzz-datfile
+.PHONY: test-files fuzz-datfile fuzz-plot
 
-$(FUZZ_DATFILE): tests/fuzz/fuzz_datfile.c user/datfile.c user/datfile.h
+$(FUZZ_DIR)/fuzz_datfile: tests/fuzz/fuzz_datfile.c user/datfile.c user/datfile.h
 	$(Q)mkdir -p $(FUZZ_DIR)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Iuser \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ tests/fuzz/fuzz_datfile.c user/datfile.c
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_datfile.c user/datfile.c
 
-# New inputs go to a scratch corpus under $(OUT); the seeds in tests/data stay as they are.
-fuzz-datfile: $(FUZZ_DATFILE)
-	$(Q)rm -rf $(FUZZ_DIR)/corpus && mkdir -p $(FUZZ_DIR)/corpus
-	$(Q)$(FUZZ_DATFILE) -dict=tests/fuzz/datfile.dict -max_total_time=$(FUZZ_SECONDS) \
-		-max_len=4096 -timeout=10 -rss_limit_mb=1024 -artifact_prefix=$(FUZZ_DIR)/ \
-		$(FUZZ_DIR)/corpus tests/data >$(FUZZ_DIR)/log 2>&1 || { \
-		tail -n 40 $(FUZZ_DIR)/log; \
-		echo "fuzz-datfile: the reader failed; the input is saved under $(FUZZ_DIR)/" >&2; \
-		exit 1; }
-	$(Q)printf '  FUZZ     %s\n' "$$(grep -E '^Done' $(FUZZ_DIR)/log)"
+$(FUZZ_DIR)/fuzz_plot: tests/fuzz/fuzz_plot.c user/plot.c user/plot.h user/datfile.c user/datfile.h
+	$(Q)mkdir -p $(FUZZ_DIR)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_plot.c user/plot.c user/datfile.c \
+		$(shell pkg-config --libs cairo 2>/dev/null) -lm
+
+# fuzz-run NAME SECONDS MAXLEN: new inputs go to a scratch corpus under $(OUT), the seeds in
+# tests/data stay as they are; a failing input is kept under $(FUZZ_DIR).
+define fuzz-run
+	$(Q)rm -rf $(FUZZ_DIR)/corpus-$(1) && mkdir -p $(FUZZ_DIR)/corpus-$(1)
+	$(Q)$(FUZZ_DIR)/fuzz_$(1) -dict=tests/fuzz/datfile.dict -max_total_time=$(2) \
+		-max_len=$(3) -timeout=10 -rss_limit_mb=1024 -artifact_prefix=$(FUZZ_DIR)/$(1)- \
+		$(FUZZ_DIR)/corpus-$(1) tests/data >$(FUZZ_DIR)/$(1).log 2>&1 || { \
+		tail -n 40 $(FUZZ_DIR)/$(1).log; \
+		echo "fuzz-$(1): failed; the input is saved as $(FUZZ_DIR)/$(1)-*" >&2; exit 1; }
+	$(Q)printf '  FUZZ     %s: %s\n' $(1) "$$(grep -E '^Done' $(FUZZ_DIR)/$(1).log)"
+endef
+
+fuzz-datfile: $(FUZZ_DIR)/fuzz_datfile
+	$(call fuzz-run,datfile,$(FUZZ_SECONDS),4096)
+
+fuzz-plot: $(FUZZ_DIR)/fuzz_plot
+	$(call fuzz-run,plot,$(FUZZ_PLOT_SECONDS),2048)
 
 test-files:
 	$(Q)$(MAKE) --no-print-directory OUT=$(FILES_ASAN_OUT) EXTRA_CFLAGS='$(FILES_ASAN_CFLAGS)' \
@@ -41,6 +56,6 @@ test-files:
 	$(Q)rc=0; for t in $(FILES_UNIT); do $$t || rc=1; done; exit $$rc
 	$(Q)MPROF=$(abspath $(FILES_ASAN_OUT)/mprof) TESTPY=$(TESTPY) \
 		$(TESTPY) -m pytest -q -p no:cacheprovider tests/files
-	$(Q)$(MAKE) --no-print-directory fuzz-datfile
+	$(Q)$(MAKE) --no-print-directory fuzz-datfile fuzz-plot
 
 TEST_SUITES += test-files

@@ -520,7 +520,7 @@ static double nice_step(double range, double target)
 	return 10 * mag;
 }
 
-static void ranges(struct plot *p)
+static int ranges(struct plot *p)
 {
 	double lo = INFINITY, hi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
 
@@ -589,6 +589,11 @@ static void ranges(struct plot *p)
 	p->ymin = ylo == 0 ? 0 : ylo - (yhi - ylo) * 0.04;
 	p->xstep = nice_step(p->xmax - p->xmin, 10);
 	p->ystep = nice_step(p->ymax - p->ymin, 7);
+	/* values such as 1e308 and -1e308 leave no finite scale to draw with */
+	if (!isfinite(p->xmax - p->xmin) || !isfinite(p->ymax - p->ymin) ||
+	    !(p->xstep > 0 && isfinite(p->xstep)) || !(p->ystep > 0 && isfinite(p->ystep)))
+		return -ERANGE;
+	return 0;
 }
 
 static double X(const struct plot *p, double t)
@@ -637,17 +642,25 @@ static int legend_add(struct plot *p, enum mp_legend_kind kind, struct rgb c, co
 	return 0;
 }
 
+/* "DD/MM/YYYY HH:MM:SS.mmm" in local time, or the bare number if it is no plausible date. */
 static void fmt_start(double epoch, char *buf, size_t size)
 {
-	time_t sec = (time_t)floor(epoch);
-	int ms = (int)lround((epoch - floor(epoch)) * 1000);
+	time_t sec;
+	int ms;
 	struct tm tm;
 
+	/* up to year ~5000: beyond that the cast to time_t is not defined */
+	if (!(fabs(epoch) < 1e11)) {
+		snprintf(buf, size, "%.3f", epoch);
+		return;
+	}
+	sec = (time_t)floor(epoch);
+	ms = (int)lround((epoch - floor(epoch)) * 1000);
 	if (ms == 1000) {
 		sec++;
 		ms = 0;
 	}
-	if (!isfinite(epoch) || !localtime_r(&sec, &tm) ||
+	if (!localtime_r(&sec, &tm) ||
 	    !strftime(buf, size, "%d/%m/%Y %H:%M:%S", &tm)) {
 		snprintf(buf, size, "%.3f", epoch);
 		return;
@@ -747,41 +760,66 @@ static void line(cairo_t *cr, double x0, double y0, double x1, double y1)
 	cairo_stroke(cr);
 }
 
+/*
+ * The multiples of @step in [lo, hi], at most @max of them. Counted, not accumulated: on values
+ * far larger than the step (1e15 MiB moving by 1) adding the step would not move at all.
+ */
+static size_t ticks(double lo, double hi, double step, double *out, size_t max)
+{
+	double k0 = ceil(lo / step);
+	size_t n = 0;
+
+	for (size_t i = 0; i < max && isfinite(k0); i++) {
+		double v = (k0 + (double)i) * step;
+
+		if (v > hi + 1e-9 * step || (n && v <= out[n - 1]))
+			break;
+		out[n++] = v;
+	}
+	return n;
+}
+
+/* Decimals that show a tick step of @step exactly (12 at most). */
+static int decimals(double step)
+{
+	int d = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+
+	return d > 12 ? 12 : d;
+}
+
 static void draw_frame(struct plot *p)
 {
 	cairo_t *cr = p->cr;
 	char buf[64];
-	int xdec = p->xstep >= 1 ? 0 : (int)ceil(-log10(p->xstep) - 1e-9);
-	int ydec = p->ystep >= 1 ? 0 : (int)ceil(-log10(p->ystep) - 1e-9);
+	double xt[64], yt[64];
+	size_t nx = ticks(p->xmin, p->xmax, p->xstep, xt, 64);
+	size_t ny = ticks(p->ymin, p->ymax, p->ystep, yt, 64);
+	int xdec = decimals(p->xstep), ydec = decimals(p->ystep);
 	double bottom = p->fh > 0 ? p->fy + p->fh : p->ay + p->ah;
 
 	/* grid */
 	cairo_set_line_width(cr, 1);
 	set_rgb(cr, grid_rgb);
-	for (double t = ceil(p->xmin / p->xstep) * p->xstep; t <= p->xmax + 1e-9 * p->xstep;
-	     t += p->xstep) {
-		line(cr, X(p, t), p->ay, X(p, t), p->ay + p->ah);
+	for (size_t i = 0; i < nx; i++) {
+		line(cr, X(p, xt[i]), p->ay, X(p, xt[i]), p->ay + p->ah);
 		if (p->fh > 0)
-			line(cr, X(p, t), p->fy, X(p, t), p->fy + p->fh);
+			line(cr, X(p, xt[i]), p->fy, X(p, xt[i]), p->fy + p->fh);
 	}
-	for (double m = ceil(p->ymin / p->ystep) * p->ystep; m <= p->ymax + 1e-9 * p->ystep;
-	     m += p->ystep)
-		line(cr, p->ax, Y(p, m), p->ax + p->aw, Y(p, m));
+	for (size_t i = 0; i < ny; i++)
+		line(cr, p->ax, Y(p, yt[i]), p->ax + p->aw, Y(p, yt[i]));
 
-	/* ticks and their labels */
+	/* ticks and their labels ("-0" printed as 0) */
 	set_font(cr, SMALL_SIZE, false);
 	set_rgb(cr, axis_rgb);
-	for (double t = ceil(p->xmin / p->xstep) * p->xstep; t <= p->xmax + 1e-9 * p->xstep;
-	     t += p->xstep) {
-		snprintf(buf, sizeof(buf), "%.*f", xdec, fabs(t) < p->xstep * 1e-6 ? 0.0 : t);
-		line(cr, X(p, t), bottom, X(p, t), bottom + 5);
-		text_at(cr, X(p, t), bottom + 18, buf, 0.5);
+	for (size_t i = 0; i < nx; i++) {
+		snprintf(buf, sizeof(buf), "%.*f", xdec, fabs(xt[i]) < p->xstep * 1e-6 ? 0.0 : xt[i]);
+		line(cr, X(p, xt[i]), bottom, X(p, xt[i]), bottom + 5);
+		text_at(cr, X(p, xt[i]), bottom + 18, buf, 0.5);
 	}
-	for (double m = ceil(p->ymin / p->ystep) * p->ystep; m <= p->ymax + 1e-9 * p->ystep;
-	     m += p->ystep) {
-		snprintf(buf, sizeof(buf), "%.*f", ydec, fabs(m) < p->ystep * 1e-6 ? 0.0 : m);
-		line(cr, p->ax - 5, Y(p, m), p->ax, Y(p, m));
-		text_at(cr, p->ax - 8, Y(p, m) + 4, buf, 1);
+	for (size_t i = 0; i < ny; i++) {
+		snprintf(buf, sizeof(buf), "%.*f", ydec, fabs(yt[i]) < p->ystep * 1e-6 ? 0.0 : yt[i]);
+		line(cr, p->ax - 5, Y(p, yt[i]), p->ax, Y(p, yt[i]));
+		text_at(cr, p->ax - 8, Y(p, yt[i]) + 4, buf, 1);
 	}
 
 	/* axis titles */
@@ -1445,7 +1483,9 @@ int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_pl
 		if (err)
 			goto cleanup;
 	}
-	ranges(&p);
+	err = ranges(&p);
+	if (err)
+		goto cleanup;
 	if (p.n_calls)
 		measure_funcs(&p);
 	if (opts->flame && p.n_calls && !(opts->height > 0)) {
@@ -1454,7 +1494,7 @@ int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_pl
 		for (size_t i = 0; i < p.n_calls; i++)
 			if (p.calls[i].level > maxlevel)
 				maxlevel = p.calls[i].level;
-		p.h += fmin(maxlevel + 1, FLAME_MAX_ROWS) * FLAME_ROW + FLAME_GAP;
+		p.h += fmin((double)maxlevel + 1, FLAME_MAX_ROWS) * FLAME_ROW + FLAME_GAP;
 	}
 	make_titles(&p);
 	err = build_legend(&p);

@@ -105,8 +105,8 @@ void mp_plot__func_labels(const char *const *names, size_t n, const char **label
  * Draw the @n profiles of @in into @path in format @fmt. The file appears whole or not at all
  * (written aside, then renamed). If @info is not NULL it is cleared, and on success receives the
  * layout, to release with mp_plot_info__release(). Returns 0, -ENODATA if a profile has no MEM
- * sample, -ERANGE if the window contains no time at all (xmin >= xmax), -ENOMEM, or the
- * -errno of writing the file.
+ * sample, -ERANGE if the window contains no time at all (xmin >= xmax) or the data spans more
+ * than a double can scale (say -1e308 to 1e308 MiB), -ENOMEM, or the -errno of writing the file.
  */
 int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_plot_opts *opts,
 		    enum mp_plot_format fmt, const char *path, struct mp_plot_info *info);

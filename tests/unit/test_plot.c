@@ -481,6 +481,40 @@ static void test_odd_text_and_single_point(void **state)
 	mp_datfile__release(&df);
 }
 
+/* Numbers that are valid but absurd must draw, or be refused, never hang or crash. */
+static void test_extreme_values(void **state)
+{
+	static const struct {
+		const char *text;
+		int err;
+	} cases[] = {
+		/* huge values moving by less than a tick can step over */
+		{ "MEM 1e15 1700000000\nMEM 1000000000000000.5 1700000001\n", 0 },
+		{ "MEM 1e300 0\nMEM 2e300 1e300\n", 0 },
+		{ "MEM -5 1\nMEM -1 2\nCHLD 1 -3 1.5\n", 0 },
+		{ "MEM 1e-300 1\nMEM 2e-300 1.0000000001\n", 0 },
+		{ "MEM 1 2\nFUNC a.b 1 0 1 1e12 2147483647\n", 0 },
+		{ "MEM 1e308 1\nMEM -1e308 2\n", -ERANGE },
+		{ "MEM 1 -1e308\nMEM 2 1e308\n", -ERANGE },
+	};
+	struct mp_plot_opts o = { .flame = true, .slope = true };
+	struct mp_plot_info info;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mp_datfile df;
+		struct mp_plot_input in = { &df, "x.dat" };
+		int err;
+
+		parse(&df, cases[i].text);
+		err = mp_plot__render(&in, 1, &o, MP_PLOT_PNG, out_path("x.png"), &info);
+		if (err != cases[i].err)
+			fail_msg("case %zu: got %d, want %d", i, err, cases[i].err);
+		mp_plot_info__release(&info);
+		mp_datfile__release(&df);
+	}
+}
+
 static void test_func_labels(void **state)
 {
 	const char *labels[4];
@@ -526,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_window_and_slope),
 		cmocka_unit_test(test_errors_leave_no_file),
 		cmocka_unit_test(test_odd_text_and_single_point),
+		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_func_labels),
 	};
 
