@@ -39,6 +39,8 @@ const volatile __u64 granularity = 256; /* pages: 1 MiB of 4 KiB pages */
 const volatile __u32 page_shift = 12;
 /* Group sums cost two atomics per event: kept only when a group's sum is recorded (-C). */
 const volatile bool track_groups = true;
+/* The per-CPU sum loads (tp_btf mode); off with the classic tracepoint, for older kernels. */
+const volatile bool exact_sums = true;
 
 struct mp_stats stats = {};
 
@@ -55,6 +57,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct mp_group);
 } groups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_rss_page);
+} rss_page SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -304,6 +314,28 @@ static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 
 		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL);
 }
 
+/* Tell the CPython hook's page the new RSS; raise the threads' peak slots on a rise. */
+static __always_inline void publish_page(__u64 pages, __s64 delta)
+{
+	__u32 zero = 0, n;
+	struct mp_rss_page *pg = bpf_map_lookup_elem(&rss_page, &zero);
+	__u64 v = pages << page_shift;
+
+	if (!pg)
+		return;
+	pg->rss_bytes = v;
+	pg->seq++;
+	if (delta <= 0)
+		return;
+	n = pg->slots_used;
+	for (__u32 i = 0; i < MP_RSS_PAGE_SLOTS; i++) {
+		if (i >= n)
+			break;
+		if (pg->peak_bytes[i] < v)
+			pg->peak_bytes[i] = v;
+	}
+}
+
 /*
  * Store new member values of process @tgid (members in bit mask @mask, values in @vals) and
  * propagate the change. This runs on every page fault of a tracked process, so it does one atomic
@@ -331,6 +363,8 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 		return;
 	nrss = p->member[0] + p->member[1] + p->member[2];
 	p->rss = nrss;
+	if (p->flags & MP_PROC_PAGE)
+		publish_page(nrss, delta);
 	if (nrss > p->peak) {
 		p->peak = nrss;
 		p->peak_ts = now;
@@ -342,10 +376,10 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 }
 
 /*
- * Start values when a process is born or execs: the counters' folded part only. The exact sum
- * needs per-CPU offsets these programs cannot rely on; the error (under percpu_counter_batch
- * pages per CPU) lasts until the member next changes, when the rss_stat program stores the exact
- * value.
+ * Start values when a process is born or execs when the exact per-CPU sum is not available
+ * (classic tracepoint mode): the counters' folded part only. The error (under
+ * percpu_counter_batch pages per CPU) lasts until the member next changes, when the rss_stat
+ * program stores the exact value.
  */
 static __always_inline __u64 approx_member(struct mm_struct *mm, int m)
 {
@@ -368,9 +402,15 @@ static __always_inline __u64 approx_member(struct mm_struct *mm, int m)
 
 static __always_inline void read_all(struct mm_struct *mm, __u64 *vals)
 {
-	vals[0] = approx_member(mm, MP_FILE);
-	vals[1] = approx_member(mm, MP_ANON);
-	vals[2] = approx_member(mm, MP_SHMEM);
+	if (exact_sums) {
+		vals[0] = member_pages(mm, MP_FILE);
+		vals[1] = member_pages(mm, MP_ANON);
+		vals[2] = member_pages(mm, MP_SHMEM);
+	} else {
+		vals[0] = approx_member(mm, MP_FILE);
+		vals[1] = approx_member(mm, MP_ANON);
+		vals[2] = approx_member(mm, MP_SHMEM);
+	}
 }
 
 SEC("tp_btf/rss_stat")

@@ -61,6 +61,29 @@ struct mp_zigzag {
 
 /* Process flags. */
 #define MP_PROC_FRESH 1u /* recompute every member on the next event (added from userspace) */
+#define MP_PROC_PAGE 2u	 /* publish this process's RSS in the rss_page map (CPython hook) */
+
+/*
+ * The page shared with the CPython hook (pyhook/rss_shared.h declares the same bytes for the
+ * hook; tests/unit/test_layout.c checks they agree). The loader creates it as a one-element
+ * BPF_F_MMAPABLE array, the child inherits its fd through MPROF_RSS_FD, and the hook maps it:
+ * per line it reads rss_bytes and its thread's peak slot and resets that slot with a plain
+ * store, never a syscall. On every RSS change of the publishing process, BPF stores rss_bytes
+ * and raises peak_bytes[0 .. slots_used-1].
+ */
+#define MP_RSS_PAGE_MAGIC 0x5352504du /* "MPRS" */
+#define MP_RSS_PAGE_VERSION 1u
+#define MP_RSS_PAGE_SLOTS 64
+
+struct mp_rss_page {
+	__u32 magic;	  /* written last by the loader */
+	__u32 version;
+	__u32 nslots;	  /* MP_RSS_PAGE_SLOTS */
+	__u32 slots_used; /* claimed by the hook's threads (atomic add) */
+	__u64 seq;	  /* incremented after each rss_bytes update */
+	__u64 rss_bytes;  /* file + anon + shmem of the publishing process, bytes */
+	__u64 peak_bytes[MP_RSS_PAGE_SLOTS];
+};
 
 /* Value of the procs hash map, key: tgid. */
 struct mp_proc {

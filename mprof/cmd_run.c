@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,11 +190,54 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	return optind;
 }
 
+/* Is @path a Python interpreter ("python", "python3.12", "/usr/bin/python3")? */
+static int is_python(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	return !strncmp(base ? base + 1 : path, "python", 6);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 
 	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/*
+ * The folder holding our memory_profiler package (the CPython hook): next to the binary in a
+ * build tree, or <prefix>/lib/mprof-bpf/python when installed. NULL if absent.
+ */
+static char *hook_dir(void)
+{
+	static const char *const rel[] = { "python", "../lib/mprof-bpf/python" };
+	char exe[PATH_MAX], *slash, *dir, *probe;
+
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = 0;
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		if (asprintf(&dir, "%s/%s", exe, rel[i]) < 0)
+			return NULL;
+		if (asprintf(&probe, "%s/memory_profiler/__init__.py", dir) < 0) {
+			free(dir);
+			return NULL;
+		}
+		if (!access(probe, R_OK)) {
+			free(probe);
+			return dir;
+		}
+		free(probe);
+		free(dir);
+	}
+	return NULL;
 }
 
 /* memory_profiler's default name: mprofile_YYYYmmddHHMMSS.dat in the current folder. */
@@ -362,9 +406,9 @@ int do_run(int argc, char **argv)
 	struct mp_recorder *rec = NULL;
 	struct mp_dat *dat = NULL;
 	struct mp_child child = { .pid = -1, .go_fd = -1, .err_fd = -1 };
-	char **cmd = NULL, defname[64];
-	const char *output;
-	int idx, ncmd, err, status = -1, ret = 1, python;
+	char **cmd = NULL, **xcmd = NULL, *hook = NULL, defname[64];
+	const char *output = NULL;
+	int idx, ncmd, nx, err, status = -1, ret = 1, python;
 
 	idx = parse_args(argc, argv, &o);
 	if (idx == -1)
@@ -376,18 +420,12 @@ int do_run(int argc, char **argv)
 
 	/* memory_profiler runs "script.py" as "<python> script.py" */
 	cmd = calloc(ncmd + 2, sizeof(*cmd));
-	if (!cmd) {
+	xcmd = calloc(ncmd + 10, sizeof(*xcmd));
+	if (!cmd || !xcmd) {
 		p_err("out of memory");
-		return 1;
+		goto cleanup;
 	}
-	if (python && strncmp(argv[idx], "python", 6)) {
-		const char *py = getenv("MPROF_PYTHON");
-
-		cmd[0] = (char *)(py && *py ? py : "python3");
-		memcpy(cmd + 1, argv + idx, ncmd * sizeof(*cmd));
-		ncmd++;
-	} else if (ends_with(argv[idx], ".py") && strncmp(argv[idx], "python", 6)) {
-		/* --nopython or -M: still a Python file, still run by Python */
+	if (ends_with(argv[idx], ".py") && !is_python(argv[idx])) {
 		const char *py = getenv("MPROF_PYTHON");
 
 		cmd[0] = (char *)(py && *py ? py : "python3");
@@ -395,6 +433,37 @@ int do_run(int argc, char **argv)
 		ncmd++;
 	} else {
 		memcpy(cmd, argv + idx, ncmd * sizeof(*cmd));
+	}
+	output = o.output;
+	if (!output) {
+		default_output(defname, sizeof(defname));
+		output = defname;
+	}
+	/* Python mode: the interpreter runs our memory_profiler --timestamp, which appends FUNC lines */
+	nx = 0;
+	if (is_python(cmd[0]) && ncmd > 2 && !strcmp(cmd[1], "-m") &&
+	    !strcmp(cmd[2], "memory_profiler")) {
+		/* "mprof run python3 -m memory_profiler x.py": line reports from the kernel page */
+		hook = hook_dir();
+		python = 0;
+	} else if (python && is_python(cmd[0]) && ncmd > 1) {
+		hook = hook_dir();
+		if (hook) {
+			xcmd[nx++] = cmd[0];
+			xcmd[nx++] = "-m";
+			xcmd[nx++] = "memory_profiler";
+			xcmd[nx++] = "--timestamp";
+			xcmd[nx++] = "-o";
+			xcmd[nx++] = (char *)output;
+			if (o.include_children)
+				xcmd[nx++] = "--include-children";
+			memcpy(xcmd + nx, cmd + 1, (ncmd - 1) * sizeof(*cmd));
+			nx += ncmd - 1;
+		}
+	}
+	if (!nx) {
+		memcpy(xcmd, cmd, ncmd * sizeof(*cmd));
+		nx = ncmd;
 	}
 
 	err = mp_find_command(cmd[0]);
@@ -412,11 +481,6 @@ int do_run(int argc, char **argv)
 	if (err) {
 		p_err("invalid SUDO_UID/SUDO_GID in the environment");
 		goto cleanup;
-	}
-	output = o.output;
-	if (!output) {
-		default_output(defname, sizeof(defname));
-		output = defname;
 	}
 	err = setup_signals();
 	if (err) {
@@ -437,16 +501,31 @@ int do_run(int argc, char **argv)
 	if (python)
 		printf("running as a Python program...\n");
 	fflush(stdout);
-	if (o.python)
-		p_info("function timestamps (FUNC lines) are not recorded yet: mprof run does not "
-		       "load the CPython hook");
+	if (python && !hook)
+		p_info("function timestamps (FUNC lines) are not recorded: %s",
+		       is_python(cmd[0]) ? "the CPython hook is not installed next to mprof"
+					 : "the command is not a Python interpreter");
 
-	err = mp_child__spawn(&child, cmd, &cred);
+	{
+		struct mp_spawn_opts so = { .cred = &cred, .pass_fd = -1 };
+
+		if (hook) {
+			so.path_env = "PYTHONPATH";
+			so.path_dir = hook;
+			if (be->rss_page_fd) {
+				so.pass_fd = be->rss_page_fd(be);
+				so.pass_fd_env = "MPROF_RSS_FD";
+			}
+		}
+		err = mp_child__spawn(&child, xcmd, &so);
+	}
 	if (err) {
 		p_err("cannot start '%s': %s", cmd[0], strerror(-err));
 		goto cleanup;
 	}
 	err = be->track(be, child.pid, 0);
+	if (!err && hook && be->share_rss)
+		err = be->share_rss(be, child.pid);
 	if (err) {
 		p_err("cannot track process %d: %s", (int)child.pid, strerror(-err));
 		kill(child.pid, SIGKILL);
@@ -527,6 +606,8 @@ cleanup:
 	if (child.err_fd >= 0)
 		close(child.err_fd);
 	free(cmd);
+	free(xcmd);
+	free(hook);
 	return ret;
 }
 

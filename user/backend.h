@@ -47,6 +47,13 @@ struct mp_backend {
 	int (*finish)(struct mp_backend *b, pid_t root, unsigned int group,
 		      struct mp_recorder *rec);
 	void (*stats)(struct mp_backend *b, struct mp_backend_stats *out);
+	/*
+	 * The fd of the RSS page shared with the CPython hook (bpf/mprof.h struct mp_rss_page),
+	 * for a child to inherit, or -EOPNOTSUPP. The backend keeps ownership. NULL: unsupported.
+	 */
+	int (*rss_page_fd)(struct mp_backend *b);
+	/* Publish tracked process @pid's RSS in that page from now on. Returns 0 or -errno. */
+	int (*share_rss)(struct mp_backend *b, pid_t pid);
 	/* Accepts NULL. */
 	void (*free)(struct mp_backend *b);
 };

@@ -30,6 +30,15 @@ int mp_dat__open(struct mp_dat **out, const char *path)
 		free(d);
 		return err;
 	}
+	/*
+	 * One write() per line: a Python child appends FUNC lines to the same file (O_APPEND), and
+	 * whole-line writes cannot interleave inside a line.
+	 */
+	if (setvbuf(d->f, NULL, _IOLBF, 0)) {
+		fclose(d->f);
+		free(d);
+		return -ENOMEM;
+	}
 	d->owns_file = 1;
 	*out = d;
 	return 0;

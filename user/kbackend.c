@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -32,6 +33,8 @@ struct kbackend {
 	uint64_t prev_tick_ns; /* monotonic time of the previous tick */
 	uint64_t bad_records;
 	int cb_err;
+	struct mp_rss_page *page; /* mmap of the rss_page map, once shared */
+	size_t page_len;
 };
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
@@ -270,12 +273,53 @@ static void k_stats(struct mp_backend *b, struct mp_backend_stats *out)
 	out->bad_records = k->bad_records;
 }
 
+static int k_rss_page_fd(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+
+	return bpf_map__fd(k->skel->maps.rss_page);
+}
+
+static int k_share_rss(struct mp_backend *b, pid_t pid)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	int pfd = bpf_map__fd(k->skel->maps.procs);
+	long ps = sysconf(_SC_PAGESIZE);
+	struct mp_proc p;
+	__u32 key = pid;
+
+	if (bpf_map_lookup_elem(pfd, &key, &p))
+		return -errno;
+	if (!k->page) {
+		void *m;
+
+		k->page_len = (sizeof(*k->page) + ps - 1) & ~(size_t)(ps - 1);
+		m = mmap(NULL, k->page_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(k->skel->maps.rss_page), 0);
+		if (m == MAP_FAILED)
+			return -errno;
+		k->page = m;
+	}
+	memset((void *)k->page, 0, sizeof(*k->page));
+	k->page->version = MP_RSS_PAGE_VERSION;
+	k->page->nslots = MP_RSS_PAGE_SLOTS;
+	k->page->rss_bytes = p.rss * k->clock.page_size;
+	/* the hook checks the magic last: publish it after everything else */
+	__atomic_store_n(&k->page->magic, MP_RSS_PAGE_MAGIC, __ATOMIC_RELEASE);
+	p.flags |= MP_PROC_PAGE;
+	if (bpf_map_update_elem(pfd, &key, &p, BPF_EXIST))
+		return -errno;
+	return 0;
+}
+
 static void k_free(struct mp_backend *b)
 {
 	struct kbackend *k = (struct kbackend *)b;
 
 	if (!k)
 		return;
+	if (k->page)
+		munmap(k->page, k->page_len);
 	ring_buffer__free(k->rb);
 	mprof_bpf__destroy(k->skel);
 	free(k);
@@ -309,6 +353,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	}
 	k->skel->rodata->nr_cpus = ncpus;
 	k->skel->rodata->track_groups = k->opts.include_children;
+	k->skel->rodata->exact_sums = !use_tp;
 	k->skel->rodata->page_shift = __builtin_ctzll(k->clock.page_size);
 	k->skel->rodata->granularity = pages ? pages : 1;
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp);
@@ -396,6 +441,8 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	k->base.finish = k_finish;
 	k->base.stats = k_stats;
 	k->base.free = k_free;
+	k->base.rss_page_fd = k_rss_page_fd;
+	k->base.share_rss = k_share_rss;
 	*out = &k->base;
 	return 0;
 fail:

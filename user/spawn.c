@@ -119,9 +119,26 @@ int mp_find_command(const char *name)
 	return err;
 }
 
-/* In the child: never returns. Reports the first failure through @err_fd. */
-static void child_main(int go_fd, int err_fd, char *const argv[], const struct mp_cred *cred)
+/* Prefix $@name with @dir (":"-separated), as PYTHONPATH expects. Returns 0 or -1. */
+static int prefix_path(const char *name, const char *dir)
 {
+	const char *old = getenv(name);
+	char *v;
+	int r;
+
+	if (!old || !*old)
+		return setenv(name, dir, 1);
+	if (asprintf(&v, "%s:%s", dir, old) < 0)
+		return -1;
+	r = setenv(name, v, 1);
+	free(v);
+	return r;
+}
+
+/* In the child: never returns. Reports the first failure through @err_fd. */
+static void child_main(int go_fd, int err_fd, char *const argv[], const struct mp_spawn_opts *so)
+{
+	const struct mp_cred *cred = so->cred;
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT };
 	sigset_t none;
 	char c;
@@ -135,6 +152,18 @@ static void child_main(int go_fd, int err_fd, char *const argv[], const struct m
 	while (read(go_fd, &c, 1) < 0 && errno == EINTR)
 		;
 	close(go_fd);
+	if (so->pass_fd >= 0) {
+		char num[16];
+		int fd = dup(so->pass_fd); /* the copy has no FD_CLOEXEC: it survives exec */
+
+		if (fd < 0)
+			goto fail;
+		snprintf(num, sizeof(num), "%d", fd);
+		if (setenv(so->pass_fd_env, num, 1))
+			goto fail;
+	}
+	if (so->path_env && prefix_path(so->path_env, so->path_dir))
+		goto fail;
 	if (cred->drop &&
 	    (setgroups(cred->ngroups, cred->groups) || setgid(cred->gid) || setuid(cred->uid)))
 		goto fail;
@@ -146,7 +175,7 @@ fail:
 	_exit(127);
 }
 
-int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_cred *cred)
+int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_spawn_opts *so)
 {
 	int go[2], ep[2];
 
@@ -172,7 +201,7 @@ int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_cred
 	if (c->pid == 0) {
 		close(go[1]);
 		close(ep[0]);
-		child_main(go[0], ep[1], argv, cred);
+		child_main(go[0], ep[1], argv, so);
 	}
 	close(go[0]);
 	close(ep[1]);

@@ -43,11 +43,21 @@ struct mp_child {
 	int err_fd; /* read end: the child's exec errno, or EOF once exec succeeded */
 };
 
+/* What the child gets besides its arguments. */
+struct mp_spawn_opts {
+	const struct mp_cred *cred; /* who it runs as */
+	int pass_fd;		    /* >= 0: inherited (as a new fd) ... */
+	const char *pass_fd_env;    /* ... and named in this environment variable */
+	const char *path_env;	    /* NULL, or a variable to prefix with path_dir (PYTHONPATH) */
+	const char *path_dir;
+};
+
 /*
  * Fork a child that waits, with default signal dispositions, until mp_child__release(); then
- * drops to @cred and execs @argv (PATH searched). Returns 0 or -errno.
+ * takes what @so describes, drops to its cred and execs @argv (PATH searched). Returns 0 or
+ * -errno.
  */
-int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_cred *cred);
+int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_spawn_opts *so);
 
 /* Let the child exec. Returns 0 once it has, or the -errno it failed with. */
 int mp_child__release(struct mp_child *c);
