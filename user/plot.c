@@ -675,6 +675,20 @@ static const char *base_name(const char *path)
 	return s && s[1] ? s + 1 : path;
 }
 
+struct kid_rank {
+	double peak;
+	size_t idx;
+};
+
+static int kid_rank_cmp(const void *a, const void *b)
+{
+	const struct kid_rank *p = a, *q = b;
+
+	if (p->peak != q->peak)
+		return p->peak > q->peak ? -1 : 1;
+	return (p->idx > q->idx) - (p->idx < q->idx);
+}
+
 static int build_legend(struct plot *p)
 {
 	const char *in_window = p->o->window ? " in window" : "";
@@ -727,8 +741,23 @@ static int build_legend(struct plot *p)
 	}
 	for (size_t i = 0; i < p->n_prof && !err; i++) {
 		const struct profile *pr = &p->prof[i];
+		struct kid_rank *rank;
 
-		for (size_t k = 0; k < pr->n_kids && !err; k++) {
+		if (!pr->n_kids)
+			continue;
+		/* the heaviest children first: when the legend is cut, the small ones go */
+		rank = malloc(pr->n_kids * sizeof(*rank));
+		if (!rank)
+			return -ENOMEM;
+		for (size_t k = 0; k < pr->n_kids; k++) {
+			const struct curve *c = &pr->kids[k];
+
+			rank[k].peak = c->peak >= 0 ? c->pts[c->peak].mib : -INFINITY;
+			rank[k].idx = k;
+		}
+		qsort(rank, pr->n_kids, sizeof(*rank), kid_rank_cmp);
+		for (size_t r = 0; r < pr->n_kids && !err; r++) {
+			size_t k = rank[r].idx;
 			const struct curve *c = &pr->kids[k];
 			char extra[96] = "";
 
@@ -747,6 +776,7 @@ static int build_legend(struct plot *p)
 				err = legend_add(p, MP_LEGEND_CHILD, c->rgb, "child %d%s",
 						 pr->in->df->children[k].pid, extra);
 		}
+		free(rank);
 	}
 	return err;
 }
@@ -907,17 +937,24 @@ static void draw_curve(struct plot *p, const struct curve *c, double width, bool
 		cairo_set_dash(cr, child_dash, N_OF(child_dash), 0);
 	path_curve(p, c->pts, c->n);
 	cairo_stroke(cr);
-	/* memory_profiler's "+" at each sample, while they are far enough apart to be seen */
+	/*
+	 * memory_profiler's "+" at each sample, while they are far enough apart to be seen; in a
+	 * burst of close samples (our event-driven peaks) only one "+" every few pixels.
+	 */
 	if (markers && count_visible(p, c) * 7 <= p->aw) {
+		double lx = -INFINITY, ly = -INFINITY;
+
 		cairo_set_dash(cr, NULL, 0, 0);
 		cairo_set_line_width(cr, 1.2);
 		for (size_t i = 0; i < c->n; i++) {
 			double x = X(p, c->pts[i].t), y = Y(p, c->pts[i].mib);
 
-			if (!visible(p, c->pts[i].t))
+			if (!visible(p, c->pts[i].t) || (fabs(x - lx) < 4 && fabs(y - ly) < 4))
 				continue;
 			line(cr, x - 3.5, y, x + 3.5, y);
 			line(cr, x, y - 3.5, x, y + 3.5);
+			lx = x;
+			ly = y;
 		}
 	}
 	cairo_restore(cr);

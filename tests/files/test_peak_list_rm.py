@@ -283,3 +283,18 @@ def test_help_texts(ours, folder):
     for cmd in ("peak", "list", "clean", "rm", "plot"):
         a = ours(cmd, "--help", cwd=folder)
         assert a.rc == 0 and a.out.startswith("Usage: mprof " + cmd), a
+
+
+def test_files_from_our_mprof_run(ours, orig, tmp_path):
+    """What our own `mprof run` writes, peak reads as memory_profiler does."""
+    r = ours("run", "-M", "-C", "-o", "ours.dat", "python3", "-c",
+             "import time; a = bytearray(40 * 2**20); time.sleep(0.3)", cwd=tmp_path)
+    if r.rc != 0 or not (tmp_path / "ours.dat").exists():
+        pytest.skip("mprof run does not work here: %s" % r.err.strip()[-200:])
+    a = ours("peak", "ours.dat", cwd=tmp_path)
+    b = orig("peak", "ours.dat", cwd=tmp_path)
+    assert a.rc == 0 and b.rc == 0, (a, b)
+    assert a.out == b.out
+    assert float(a.out.split("\t")[1].split()[0]) > 40
+    p = ours("plot", "-f", "-s", "ours.dat", cwd=tmp_path)
+    assert p.rc == 0 and p.out == "ours.png\n", p
