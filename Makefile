@@ -42,7 +42,9 @@ MP_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 MP_LDFLAGS := $(EXTRA_LDFLAGS)
 LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null)
 
-BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf \
+# libbpf's usdt.bpf.h includes <linux/errno.h>, whose <asm/...> lives in the multiarch folder.
+BPF_SYS_INCLUDES := $(shell $(CC) -print-multiarch 2>/dev/null | sed 's|^..*|-idirafter /usr/include/&|')
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 $(BPF_SYS_INCLUDES) -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf \
 	-Wall -Wno-unused-function
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)

@@ -26,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 
 #include "mprof.h"
 #include "zigzag.h"
@@ -568,4 +569,56 @@ int BPF_PROG(on_exit, struct task_struct *p)
 		return 0;
 	group_add(gid, -(__s64)last, -1, now);
 	return 0;
+}
+
+/*
+ * USDT probes of the CPython hook (pyhook/probes.h): attached by the loader to the hook's shared
+ * objects, filtered here to tracked processes. A hit costs a trap, but only at the entry and exit
+ * of @profile'd calls, never per line.
+ */
+static __always_inline int func_event(__u64 id, __u32 phase, const char *name)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct mp_func_event *e;
+	struct mp_proc *p;
+
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&stats.lost, 1);
+		return 0;
+	}
+	e->kind = MP_EV_FUNC;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->phase = phase;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pages = p->rss;
+	e->id = id;
+	if (bpf_probe_read_user_str(e->name, sizeof(e->name), name) < 0)
+		e->name[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+	__sync_fetch_and_add(&stats.events, 1);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_func_entry, __u64 id, int line, const char *name)
+{
+	return func_event(id, MP_FUNC_ENTRY, name);
+}
+
+SEC("usdt")
+int BPF_USDT(on_func_exit, __u64 id, int line, const char *name)
+{
+	return func_event(id, MP_FUNC_EXIT, name);
+}
+
+SEC("usdt")
+int BPF_USDT(on_timestamp, __u64 id, int phase, const char *name)
+{
+	return func_event(id, phase ? MP_FUNC_EXIT : MP_FUNC_ENTRY, name);
 }

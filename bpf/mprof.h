@@ -27,6 +27,30 @@ enum mp_event_kind {
 	MP_EV_FORK = 3,		 /* tgid was born to ppid and is now tracked */
 	MP_EV_EXEC = 4,		 /* tgid exec'd comm */
 	MP_EV_EXIT = 5,		 /* tgid is gone: its last RSS, peak and peak time */
+	MP_EV_FUNC = 6,		 /* a CPython hook USDT probe fired (struct mp_func_event) */
+};
+
+#define MP_FUNC_NAME_LEN 128
+
+/* Phases of MP_EV_FUNC. */
+enum mp_func_phase {
+	MP_FUNC_ENTRY = 0, /* mprof:func_entry, or mprof:timestamp phase 0 */
+	MP_FUNC_EXIT = 1,  /* mprof:func_exit, or mprof:timestamp phase 1 */
+};
+
+/*
+ * A call of a @profile'd function (or a profile.timestamp block) entering or leaving, seen by the
+ * USDT probes of the CPython hook, with the process's exact RSS at that instant.
+ */
+struct mp_func_event {
+	__u32 kind; /* MP_EV_FUNC */
+	__u32 tgid;
+	__u32 tid;
+	__u32 phase; /* enum mp_func_phase */
+	__u64 ts_ns;
+	__u64 pages; /* the process's RSS */
+	__u64 id;    /* code object or block address: pairs an exit with its entry */
+	char name[MP_FUNC_NAME_LEN]; /* "module.function" or ".label", NUL-terminated */
 };
 
 /* Direction flags of an extreme. */

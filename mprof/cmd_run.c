@@ -278,6 +278,9 @@ static int setup_signals(void)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		if (sigaction(sigs[i], &sa, NULL))
 			return -errno;
+	/* a closed terminal or pipe must not kill the recorder: the file is what matters */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -errno;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigchld;
 	sa.sa_flags = SA_NOCLDSTOP;
@@ -407,7 +410,7 @@ int do_run(int argc, char **argv)
 	struct mp_dat *dat = NULL;
 	struct mp_child child = { .pid = -1, .go_fd = -1, .err_fd = -1 };
 	char **cmd = NULL, **xcmd = NULL, *hook = NULL, defname[64];
-	const char *output = NULL;
+	const char *output = NULL, *release_env = NULL;
 	int idx, ncmd, nx, err, status = -1, ret = 1, python;
 
 	idx = parse_args(argc, argv, &o);
@@ -526,6 +529,18 @@ int do_run(int argc, char **argv)
 	err = be->track(be, child.pid, 0);
 	if (!err && hook && be->share_rss)
 		err = be->share_rss(be, child.pid);
+	/* FUNC lines from the hook's USDT probes: written as calls end, kept if the child dies */
+	if (!err && hook && python && be->listen_hook) {
+		char *pkg;
+
+		if (asprintf(&pkg, "%s/memory_profiler", hook) < 0) {
+			err = -ENOMEM;
+		} else {
+			if (be->listen_hook(be, child.pid, pkg) > 0)
+				release_env = "MPROF_FUNC_LINES=kernel";
+			free(pkg);
+		}
+	}
 	if (err) {
 		p_err("cannot track process %d: %s", (int)child.pid, strerror(-err));
 		kill(child.pid, SIGKILL);
@@ -553,7 +568,7 @@ int do_run(int argc, char **argv)
 		kill(child.pid, SIGKILL);
 		goto cleanup;
 	}
-	err = mp_child__release(&child);
+	err = mp_child__release(&child, release_env);
 	if (err) {
 		p_err("cannot run '%s': %s", cmd[0], strerror(-err));
 		waitpid(child.pid, NULL, 0);

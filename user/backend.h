@@ -54,6 +54,12 @@ struct mp_backend {
 	int (*rss_page_fd)(struct mp_backend *b);
 	/* Publish tracked process @pid's RSS in that page from now on. Returns 0 or -errno. */
 	int (*share_rss)(struct mp_backend *b, pid_t pid);
+	/*
+	 * Follow the USDT probes (mprof:func_entry, func_exit, timestamp) of the CPython hook's
+	 * shared objects in folder @dir for process @pid: each becomes an MP_EV_FUNC event.
+	 * Returns the number of objects attached (0 if none was found) or -errno. NULL: unsupported.
+	 */
+	int (*listen_hook)(struct mp_backend *b, pid_t pid, const char *dir);
 	/* Accepts NULL. */
 	void (*free)(struct mp_backend *b);
 };

@@ -61,10 +61,28 @@ int mp_event__decode(const void *data, size_t size, const struct mp_clock *c,
 {
 	struct mp_event e;
 
+	if (size >= sizeof(uint32_t) && *(const uint32_t *)data == MP_EV_FUNC) {
+		struct mp_func_event f;
+
+		if (size < sizeof(f))
+			return -EINVAL;
+		memcpy(&f, data, sizeof(f));
+		memset(out, 0, sizeof(*out));
+		out->kind = MP_EV_FUNC;
+		out->pid = f.tgid;
+		out->tid = f.tid;
+		out->phase = f.phase;
+		out->id = f.id;
+		out->t = mp_clock__epoch(c, f.ts_ns);
+		out->bytes = f.pages * c->page_size;
+		memcpy(out->name, f.name, MP_FUNC_NAME_LEN);
+		out->name[MP_FUNC_NAME_LEN] = 0;
+		return 0;
+	}
 	if (size < sizeof(e))
 		return -EINVAL;
 	memcpy(&e, data, sizeof(e));
-	if (e.kind < MP_EV_EXTREME || e.kind > MP_EV_EXIT)
+	if (e.kind < MP_EV_EXTREME || e.kind >= MP_EV_FUNC)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->kind = e.kind;

@@ -39,6 +39,11 @@ struct mp_sample {
 	uint64_t peak;	   /* EXIT: the process's peak, bytes */
 	double peak_t;	   /* EXIT: when, epoch seconds */
 	char comm[MP_COMM_LEN + 1];
+	/* MP_EV_FUNC */
+	int32_t tid;
+	int phase; /* enum mp_func_phase */
+	uint64_t id;
+	char name[MP_FUNC_NAME_LEN + 1];
 };
 
 /*

@@ -2,6 +2,7 @@
  * The kernel backend: loads bpf/mprof.bpf.c, tracks processes through its maps and turns its ring
  * buffer records into recorder points.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ struct kbackend {
 	int cb_err;
 	struct mp_rss_page *page; /* mmap of the rss_page map, once shared */
 	size_t page_len;
+	struct bpf_link **links; /* USDT attachments */
+	size_t nlinks;
 };
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
@@ -312,12 +315,65 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	return 0;
 }
 
+static int attach_usdt(struct kbackend *k, struct bpf_program *prog, pid_t pid, const char *path,
+		       const char *probe)
+{
+	struct bpf_link **nl, *l;
+
+	l = bpf_program__attach_usdt(prog, pid, path, "mprof", probe, NULL);
+	if (!l)
+		return -errno;
+	nl = realloc(k->links, (k->nlinks + 1) * sizeof(*nl));
+	if (!nl) {
+		bpf_link__destroy(l);
+		return -ENOMEM;
+	}
+	k->links = nl;
+	k->links[k->nlinks++] = l;
+	return 0;
+}
+
+static int k_listen_hook(struct mp_backend *b, pid_t pid, const char *dir)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	struct dirent *de;
+	int n = 0, err = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while (!err && (de = readdir(d))) {
+		char path[4096];
+		size_t len = strlen(de->d_name);
+
+		/* one _mprof_hook.<abi>.so per interpreter; the child loads one of them */
+		if (strncmp(de->d_name, "_mprof_hook", 11) || len < 3 ||
+		    strcmp(de->d_name + len - 3, ".so"))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+			continue;
+		err = attach_usdt(k, k->skel->progs.on_func_entry, pid, path, "func_entry");
+		if (!err)
+			err = attach_usdt(k, k->skel->progs.on_func_exit, pid, path, "func_exit");
+		if (!err)
+			err = attach_usdt(k, k->skel->progs.on_timestamp, pid, path, "timestamp");
+		if (!err)
+			n++;
+	}
+	closedir(d);
+	return err ? err : n;
+}
+
 static void k_free(struct mp_backend *b)
 {
 	struct kbackend *k = (struct kbackend *)b;
 
 	if (!k)
 		return;
+	for (size_t i = 0; i < k->nlinks; i++)
+		bpf_link__destroy(k->links[i]);
+	free(k->links);
 	if (k->page)
 		munmap(k->page, k->page_len);
 	ring_buffer__free(k->rb);
@@ -443,6 +499,7 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	k->base.free = k_free;
 	k->base.rss_page_fd = k_rss_page_fd;
 	k->base.share_rss = k_share_rss;
+	k->base.listen_hook = k_listen_hook;
 	*out = &k->base;
 	return 0;
 fail:

@@ -21,6 +21,22 @@ struct child {
 	uint64_t max;
 };
 
+/* Open @profile'd calls of one thread, innermost last. */
+#define MAX_DEPTH 256
+
+struct frame {
+	uint64_t id;
+	double t;
+	uint64_t bytes;
+	char name[MP_FUNC_NAME_LEN + 1];
+};
+
+struct fstack {
+	pid_t tid;
+	int depth; /* may exceed MAX_DEPTH: deeper frames are counted, not kept */
+	struct frame frames[MAX_DEPTH];
+};
+
 struct mp_recorder {
 	struct mp_dat *dat;
 	struct mp_recorder_opts opts;
@@ -34,6 +50,8 @@ struct mp_recorder {
 	struct point hist[HIST_LEN]; /* ring of written points */
 	size_t nhist;
 	double last_t; /* time of the latest point written */
+	struct fstack **stacks;
+	size_t nstacks;
 };
 
 int mp_recorder__new(struct mp_recorder **out, struct mp_dat *dat,
@@ -55,6 +73,9 @@ void mp_recorder__free(struct mp_recorder *r)
 		return;
 	free(r->pend);
 	free(r->kids);
+	for (size_t i = 0; i < r->nstacks; i++)
+		free(r->stacks[i]);
+	free(r->stacks);
 	free(r);
 }
 
@@ -176,6 +197,63 @@ uint64_t mp_recorder__chld_max(const struct mp_recorder *r, pid_t pid)
 	return c ? c->max : 0;
 }
 
+static struct fstack *stack_of(struct mp_recorder *r, pid_t tid)
+{
+	struct fstack **ns, *st;
+
+	for (size_t i = 0; i < r->nstacks; i++)
+		if (r->stacks[i]->tid == tid)
+			return r->stacks[i];
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	ns = realloc(r->stacks, (r->nstacks + 1) * sizeof(*ns));
+	if (!ns) {
+		free(st);
+		return NULL;
+	}
+	st->tid = tid;
+	r->stacks = ns;
+	r->stacks[r->nstacks++] = st;
+	return st;
+}
+
+static int on_func(struct mp_recorder *r, const struct mp_sample *s)
+{
+	struct fstack *st;
+	int d;
+
+	if (s->pid != r->opts.root)
+		return 0; /* memory_profiler's FUNC lines describe the profiled program itself */
+	st = stack_of(r, s->tid);
+	if (!st)
+		return -ENOMEM;
+	if (s->phase == MP_FUNC_ENTRY) {
+		if (st->depth < MAX_DEPTH) {
+			struct frame *f = &st->frames[st->depth];
+
+			f->id = s->id;
+			f->t = s->t;
+			f->bytes = s->bytes;
+			memcpy(f->name, s->name, sizeof(f->name));
+		}
+		st->depth++;
+		return 0;
+	}
+	/* an exit closes the innermost open call with its id (others were unwound) */
+	for (d = (st->depth < MAX_DEPTH ? st->depth : MAX_DEPTH) - 1; d >= 0; d--)
+		if (st->frames[d].id == s->id)
+			break;
+	if (d < 0) {
+		if (st->depth > MAX_DEPTH)
+			st->depth--;
+		return 0; /* an exit whose entry came before we listened */
+	}
+	st->depth = d;
+	return mp_dat__func(r->dat, st->frames[d].name, st->frames[d].bytes / MIB, st->frames[d].t,
+			    s->bytes / MIB, s->t, d);
+}
+
 int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
 {
 	int is_root = s->pid == r->opts.root;
@@ -210,6 +288,8 @@ int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
 		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_EXEC:
 		return 0;
+	case MP_EV_FUNC:
+		return on_func(r, s);
 	}
 	return -EINVAL;
 }

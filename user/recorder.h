@@ -47,7 +47,11 @@ int mp_recorder__chld(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes
 int mp_recorder__mem_peak(struct mp_recorder *r, double t, uint64_t bytes);
 int mp_recorder__chld_peak(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes);
 
-/* Route one decoded kernel event to the series it belongs to. Returns 0 or -errno. */
+/*
+ * Route one decoded kernel event to the series it belongs to. MP_EV_FUNC events of the root are
+ * paired per thread (entry, then the exit with the same id) and written at once as memory_profiler
+ * FUNC lines, the level being the depth among open calls of that thread. Returns 0 or -errno.
+ */
 int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s);
 
 /*

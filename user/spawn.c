@@ -141,17 +141,28 @@ static void child_main(int go_fd, int err_fd, char *const argv[], const struct m
 	const struct mp_cred *cred = so->cred;
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT };
 	sigset_t none;
-	char c;
+	char env[256];
+	size_t n = 0;
+	ssize_t r;
 	int err;
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		signal(sigs[i], SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* wait for the tracker to know us; EOF is the signal to go */
-	while (read(go_fd, &c, 1) < 0 && errno == EINTR)
-		;
+	/* wait for the tracker to know us; EOF is the signal to go, after an optional NAME=value */
+	while (n < sizeof(env) - 1) {
+		r = read(go_fd, env + n, sizeof(env) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	env[n] = 0;
 	close(go_fd);
+	if (n && putenv(env))
+		goto fail;
 	if (so->pass_fd >= 0) {
 		char num[16];
 		int fd = dup(so->pass_fd); /* the copy has no FD_CLOEXEC: it survives exec */
@@ -210,11 +221,18 @@ int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_spaw
 	return 0;
 }
 
-int mp_child__release(struct mp_child *c)
+int mp_child__release(struct mp_child *c, const char *env)
 {
 	int child_err = 0;
 	ssize_t n;
 
+	if (env) {
+		size_t len = strlen(env);
+
+		/* a pipe takes this much at once: the child reads it all before EOF */
+		if (len >= 255 || write(c->go_fd, env, len) != (ssize_t)len)
+			return -EINVAL;
+	}
 	close(c->go_fd);
 	c->go_fd = -1;
 	do

@@ -59,7 +59,11 @@ struct mp_spawn_opts {
  */
 int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_spawn_opts *so);
 
-/* Let the child exec. Returns 0 once it has, or the -errno it failed with. */
-int mp_child__release(struct mp_child *c);
+/*
+ * Let the child exec, with @env ("NAME=value", or NULL) added to its environment: for what is
+ * decided after the fork, once the child is tracked. Returns 0 once it has exec'd, or the -errno
+ * it failed with.
+ */
+int mp_child__release(struct mp_child *c, const char *env);
 
 #endif

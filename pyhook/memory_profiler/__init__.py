@@ -351,6 +351,11 @@ class TimeStamper(object):
         return f
 
     def show_results(self, stream=None):
+        # Under `mprof run` the loader follows the hook's USDT probes and writes the FUNC lines
+        # itself, as each call ends (so they survive a killed child): writing them again here
+        # would duplicate every line.
+        if os.environ.get("MPROF_FUNC_LINES") == "kernel":
+            return
         if stream is None:
             stream = sys.stdout
         for func, timestamps in self.functions.items():

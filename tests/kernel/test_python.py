@@ -61,3 +61,29 @@ def test_line_report_from_the_kernel_page(tmp_path):
             incs[int(parts[0])] = float(parts[3])
     assert abs(incs[3] - 7.633) < 0.1 and abs(incs[4] - 152.590) < 0.1, incs
     assert abs(incs[5] + 152.590) < 0.1, incs
+
+
+@needs_kernel
+@needs_hook
+def test_func_lines_survive_a_killed_child(tmp_path):
+    """FUNC lines come from the hook's USDT probes as calls end: a kill keeps the finished ones
+    (memory_profiler's child writes them at exit, so a kill loses them all)."""
+    import signal
+    import time
+    out = tmp_path / "k.dat"
+    env = dict(os.environ, MPROF_PYTHON=PY)
+    p = subprocess.Popen([MPROF, "run", "-o", str(out), os.path.join(HERE, "scripts", "killed.py")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 30
+    while time.time() < deadline and not (out.exists() and "__main__.done" in out.read_text()):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "killed by signal 15" in err
+    f = funcs(out)
+    assert set(f) == {"__main__.done"}, f
+    m0, t0, m1, t1, level = f["__main__.done"]
+    assert level == 0 and t1 > t0, f
+    inside = [m for t, m in Dat(out).mem if t0 <= t <= t1]
+    assert inside and max(inside) - m0 > 29, (f, inside)  # the 30 MiB bytearray, while it lived

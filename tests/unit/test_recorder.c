@@ -181,6 +181,63 @@ static void thousands_of_children(void **state)
 	fx_free(x);
 }
 
+static struct mp_sample fev(pid_t pid, pid_t tid, int phase, uint64_t id, const char *name,
+			    double t, uint64_t mib)
+{
+	struct mp_sample s = { .kind = MP_EV_FUNC, .pid = pid, .tid = tid, .phase = phase, .id = id,
+			       .t = t, .bytes = mib * MIB };
+
+	snprintf(s.name, sizeof(s.name), "%s", name);
+	return s;
+}
+
+static void func_events_pair_per_thread_with_levels(void **state)
+{
+	struct fixture *x = fx_new(10, 0, 0);
+	struct mp_sample ev[] = {
+		fev(10, 10, MP_FUNC_ENTRY, 1, "__main__.outer", 1.0, 10),
+		fev(10, 11, MP_FUNC_ENTRY, 2, "__main__.worker", 1.1, 11), /* another thread */
+		fev(10, 10, MP_FUNC_ENTRY, 3, "__main__.inner", 1.2, 12),
+		fev(10, 10, MP_FUNC_EXIT, 3, "__main__.inner", 1.3, 20),
+		fev(10, 11, MP_FUNC_EXIT, 2, "__main__.worker", 1.4, 21),
+		fev(10, 10, MP_FUNC_ENTRY, 4, ".block", 1.5, 20),
+		fev(10, 10, MP_FUNC_EXIT, 99, "__main__.unknown", 1.55, 20), /* entry never seen */
+		fev(10, 10, MP_FUNC_EXIT, 4, ".block", 1.6, 30),
+		fev(12, 12, MP_FUNC_ENTRY, 5, "__main__.child", 1.6, 1), /* not the root */
+		fev(12, 12, MP_FUNC_EXIT, 5, "__main__.child", 1.7, 1),
+		fev(10, 10, MP_FUNC_EXIT, 1, "__main__.outer", 1.8, 15),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+		assert_int_equal(mp_recorder__on_sample(x->rec, &ev[i]), 0);
+	assert_string_equal(fx_text(x),
+			    "FUNC __main__.inner 12.0000 1.2000 20.0000 1.3000 1\n"
+			    "FUNC __main__.worker 11.0000 1.1000 21.0000 1.4000 0\n"
+			    "FUNC .block 20.0000 1.5000 30.0000 1.6000 1\n"
+			    "FUNC __main__.outer 10.0000 1.0000 15.0000 1.8000 0\n");
+	fx_free(x);
+}
+
+static void exit_unwinds_calls_left_open(void **state)
+{
+	struct fixture *x = fx_new(10, 0, 0);
+	struct mp_sample ev[] = {
+		fev(10, 10, MP_FUNC_ENTRY, 1, "m.a", 1.0, 1),
+		fev(10, 10, MP_FUNC_ENTRY, 2, "m.b", 1.1, 2), /* its exit is never seen */
+		fev(10, 10, MP_FUNC_EXIT, 1, "m.a", 1.2, 3),
+		fev(10, 10, MP_FUNC_ENTRY, 3, "m.c", 1.3, 3),
+		fev(10, 10, MP_FUNC_EXIT, 3, "m.c", 1.4, 4),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+		assert_int_equal(mp_recorder__on_sample(x->rec, &ev[i]), 0);
+	assert_string_equal(fx_text(x), "FUNC m.a 1.0000 1.0000 3.0000 1.2000 0\n"
+					"FUNC m.c 3.0000 1.3000 4.0000 1.4000 0\n");
+	fx_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +248,8 @@ int main(void)
 		cmocka_unit_test(peak_only_added_when_higher_than_file),
 		cmocka_unit_test(events_are_routed_by_mode),
 		cmocka_unit_test(thousands_of_children),
+		cmocka_unit_test(func_events_pair_per_thread_with_levels),
+		cmocka_unit_test(exit_unwinds_calls_left_open),
 	};
 
 	return cmocka_run_group_tests_name("recorder", tests, NULL, NULL);
