@@ -8,6 +8,6 @@ rm -f "$out"
 "$MPROF" run --nopython -o "$out" "$here/spiky.py"
 echo
 echo "recorded: $out ($(grep -c '^MEM' "$out") MEM lines)"
-if "$MPROF" peak "$out" 2>/dev/null; then :; else
-	awk '$1 == "MEM" && $2 > m { m = $2 } END { printf "%s\t%.3f MiB\n", FILENAME, m }' "$out"
-fi
+"$MPROF" peak "$out"
+"$MPROF" plot -o "${out%.dat}.png" "$out" >/dev/null
+echo "plotted: ${out%.dat}.png"
