@@ -169,12 +169,17 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(TESTPY) bench/bench_run.py --mprof $(abspath $(MPROF))
 
-install: $(MPROF)
-	install -d $(DESTDIR)$(BINDIR)
+# The CPython hook goes where mprof looks for it: <bindir>/../lib/mprof-bpf/python.
+PYLIBDIR ?= $(PREFIX)/lib/mprof-bpf/python
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYLIBDIR)/memory_profiler
 	install -m 0755 $(MPROF) $(DESTDIR)$(BINDIR)/mprof
+	install -m 0644 $(OUT)/python/memory_profiler/* $(DESTDIR)$(PYLIBDIR)/memory_profiler/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mprof
+	rm -rf $(DESTDIR)$(PYLIBDIR)
 
 clean:
 	rm -rf $(OUT)
