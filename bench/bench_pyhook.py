@@ -5,7 +5,9 @@ For each interpreter and workload (bench/pyhook_loop.py), N alternated rounds of
   plain            the script with `profile` a no-op;
   ours (statm)     PYTHONPATH=build/python python -m memory_profiler (no loader: /proc/self/statm);
   ours (kernel)    mprof run python -m memory_profiler (RSS from the BPF page, root only);
-  memory_profiler  Debian's python3-memory-profiler (only for Debian's /usr/bin/python3).
+  memory_profiler  Debian's python3-memory-profiler (only for Debian's /usr/bin/python3);
+  floor            our hook with MPROF_HOOK_NOOP=1: line events reach its C callback, which
+                   returns at once; what the interpreter charges for delivering them.
 The figure is the median of per-round ratios of the profiled section's own time to the plain run.
 """
 import argparse
@@ -62,6 +64,8 @@ def main():
             modes = {
                 "plain": ([py] + args, None),
                 "statm": ([py, "-m", "memory_profiler"] + args, ours_env),
+                "floor": ([py, "-m", "memory_profiler"] + args,
+                          dict(ours_env, MPROF_HOOK_NOOP="1")),
             }
             if os.geteuid() == 0:
                 modes["kernel"] = ([a.mprof, "run", "-o", os.devnull, py, "-m",
@@ -80,13 +84,13 @@ def main():
             rows.append((version(py), py.startswith("/usr/bin"), work, statistics.median(plain),
                          {m: statistics.median(v) for m, v in ratios.items()}))
             print(rows[-1], flush=True)
-    lines = ["| Python | workload | plain (s) | ours, kernel page | ours, statm | memory_profiler 0.61 |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| Python | workload | plain (s) | ours, kernel page | ours, statm | floor: no-op C callback "
+             "| memory_profiler 0.61 |", "|---|---|---|---|---|---|---|"]
     for ver, deb, work, plain, rt in rows:
         fmt = lambda m: "%.2fx" % rt[m] if m in rt else "-"  # noqa: E731
-        lines.append("| %s%s | %s | %.3f | %s | %s | %s |" % (
+        lines.append("| %s%s | %s | %.3f | %s | %s | %s | %s |" % (
             ver, " (Debian)" if deb else "", work, plain, fmt("kernel"), fmt("statm"),
-            fmt("memory_profiler")))
+            fmt("floor"), fmt("memory_profiler")))
     text = "\n".join(lines) + "\n"
     print(text)
     with open(a.out, "w") as f:

@@ -952,11 +952,15 @@ static struct PyModuleDef mod_def = {
 
 MP_EXPORT PyMODINIT_FUNC PyInit__mprof_hook(void);
 
+int mp_noop_lines;
+
 MP_EXPORT PyMODINIT_FUNC PyInit__mprof_hook(void)
 {
+	const char *noop = getenv("MPROF_HOOK_NOOP");
 	PyObject *m;
 	int err;
 
+	mp_noop_lines = noop && !strcmp(noop, "1");
 	err = rss_init();
 	if (err < 0) {
 		errno = -err;

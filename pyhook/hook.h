@@ -123,6 +123,13 @@ extern struct ptrmap mp_codes;
 /* The calling thread's state, NULL until mp_tstate_get() made it. */
 extern _Thread_local struct mp_tstate *mp_tls;
 
+/*
+ * Benchmark floor (MPROF_HOOK_NOOP=1 in the environment): line events still reach the hook's C
+ * callback, which returns at once. bench/bench_pyhook.py uses it to measure what the interpreter
+ * itself charges for delivering a line event, the floor under any per-line hook.
+ */
+extern int mp_noop_lines;
+
 struct mp_tstate *mp_tstate_get(void);
 struct mp_code *mp_code_lookup(PyObject *code);
 struct mp_bind *mp_code_active(struct mp_code *mc);

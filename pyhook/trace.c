@@ -66,7 +66,7 @@ static PyObject *cb_line(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	long line;
 
 	(void)self;
-	if (n < 2 || !(ts = mp_tstate_get()))
+	if (mp_noop_lines || n < 2 || !(ts = mp_tstate_get()))
 		Py_RETURN_NONE;
 	line = PyLong_AsLong(args[1]);
 	if (line == -1 && PyErr_Occurred()) {
@@ -336,6 +336,8 @@ static int tracefunc(PyObject *obj, PyFrameObject *frame, int what, PyObject *ar
 			mp_on_start(ts, frame, (PyObject *)code, mc, 0, frame_line(frame));
 		break;
 	case PyTrace_LINE:
+		if (mp_noop_lines)
+			break;
 		if (ts->n && ts->v[ts->n - 1].id == frame) {
 			mp_on_line(ts, frame, (PyObject *)frame_code(frame), frame_line(frame));
 			break;
