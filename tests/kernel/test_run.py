@@ -28,6 +28,33 @@ def test_known_allocation_peak_equals_own_vmhwm(tmp_path):
 
 
 @needs_kernel
+def test_classic_tracepoint_path_is_exact_too(tmp_path):
+    """--rss-tracepoint: the kernel's own locked sum, attached through tracefs."""
+    p, out = run_mprof(["--rss-tracepoint", "--stats", target("alloc"), "120", "100"], tmp_path)
+    assert "tracepoint/kmem/rss_stat" in p.stderr, p.stderr
+    hwm_kb = int(kv_lines(p.stdout, "VmHWM")[0][0])
+    assert abs(Dat(out).peak() * 1024 - hwm_kb) <= PAGE_KB
+
+
+@needs_kernel
+def test_default_path_is_tp_btf_and_needs_no_tracefs(tmp_path):
+    """The default programs attach without tracefs (tp_btf, raw tracepoints)."""
+    mounted = subprocess.run(["mountpoint", "-q", "/sys/kernel/tracing"]).returncode == 0
+    if mounted:
+        subprocess.run(["umount", "/sys/kernel/tracing"], check=False)
+    try:
+        if subprocess.run(["mountpoint", "-q", "/sys/kernel/tracing"]).returncode == 0:
+            pytest.skip("tracefs is busy and cannot be unmounted for this test")
+        p, out = run_mprof(["--stats", target("alloc"), "40", "50"], tmp_path)
+        assert "tp_btf/rss_stat" in p.stderr, p.stderr
+        assert subprocess.run(["mountpoint", "-q", "/sys/kernel/tracing"]).returncode != 0
+        assert Dat(out).peak() >= 40
+    finally:
+        if mounted:
+            subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+
+
+@needs_kernel
 def test_ten_20ms_spikes_all_at_full_height(tmp_path):
     """Ten 300 MiB spikes resident ~20 ms each: all ten are in the file at full height."""
     p, out = run_mprof([target("spikes"), "10", "300", "20", "300"], tmp_path)
