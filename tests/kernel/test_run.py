@@ -167,3 +167,28 @@ def test_proc_backend_records_the_target(tmp_path):
     d = Dat(out)
     assert d.peak() >= 80
     assert d.cmdline.endswith("alloc 80 400")
+
+
+def test_timeout_stops_recording_and_leaves_the_command(tmp_path):
+    """-t: memory_profiler stops sampling after the timeout and does not kill the command."""
+    import time
+    out = tmp_path / "t.dat"
+    t0 = time.time()
+    rc = subprocess.call([MPROF, "run", "-t", "1", "-o", str(out), "sleep", "3"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    assert rc == 0 and time.time() - t0 < 2.5
+    d = Dat(out)
+    assert d.mem and max(t for t, _ in d.mem) - min(t for t, _ in d.mem) < 1.5
+
+
+def test_output_is_appended_and_interval_honoured(tmp_path):
+    """-o appends like memory_profiler; -T sets the tick period."""
+    out = tmp_path / "out.dat"
+    run_mprof(["-T", "0.05", target("alloc"), "10", "300"], tmp_path)
+    first = Dat(out)
+    run_mprof(["-T", "0.05", target("alloc"), "10", "300"], tmp_path)
+    text = out.read_text()
+    assert text.count("CMDLINE ") == 2
+    ticks = sorted(t for t, _ in first.mem)
+    gaps = sorted(b - a for a, b in zip(ticks, ticks[1:]))
+    assert 0.03 < gaps[len(gaps) // 2] < 0.07, gaps  # median spacing ~ 0.05 s
