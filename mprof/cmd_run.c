@@ -401,6 +401,72 @@ static int record(const struct run_opts *o, struct mp_backend *be, struct mp_rec
 	return err;
 }
 
+/* What runs: the command as shown in CMDLINE, and what is exec'd (Python mode splices in). */
+struct command {
+	char **shown; /* "<python> script.py" for scripts, as memory_profiler records it */
+	int nshown;
+	char **exec;  /* shown, or "<python> -m memory_profiler --timestamp -o FILE script.py" */
+	char *hook;   /* our memory_profiler package's folder, when the child uses it */
+	int python;   /* Python mode: FUNC lines */
+};
+
+static void command_release(struct command *c)
+{
+	free(c->shown);
+	free(c->exec);
+	free(c->hook);
+}
+
+/*
+ * Build what to run from the user's @argv (@argc words). memory_profiler's rules: "script.py"
+ * runs as "<python> script.py"; Python mode (a .py without --nopython or -M, or --python) runs
+ * our memory_profiler --timestamp, which appends FUNC lines to @output. "python -m
+ * memory_profiler ..." runs as given, with our package and the kernel page. Returns 0 or -ENOMEM.
+ */
+static int build_command(const struct run_opts *o, char **argv, int argc, const char *output,
+			 struct command *c)
+{
+	int n = 0;
+
+	c->python = (o->python || (ends_with(argv[0], ".py") && !o->nopython)) && !o->multiprocess;
+	c->shown = calloc(argc + 2, sizeof(*c->shown));
+	c->exec = calloc(argc + 10, sizeof(*c->exec));
+	if (!c->shown || !c->exec)
+		return -ENOMEM;
+	if (ends_with(argv[0], ".py") && !is_python(argv[0])) {
+		const char *py = getenv("MPROF_PYTHON");
+
+		c->shown[0] = (char *)(py && *py ? py : "python3");
+		memcpy(c->shown + 1, argv, argc * sizeof(*argv));
+		c->nshown = argc + 1;
+	} else {
+		memcpy(c->shown, argv, argc * sizeof(*argv));
+		c->nshown = argc;
+	}
+	if (is_python(c->shown[0]) && c->nshown > 2 && !strcmp(c->shown[1], "-m") &&
+	    !strcmp(c->shown[2], "memory_profiler")) {
+		c->hook = hook_dir(); /* line reports, exact through the kernel page */
+		c->python = 0;
+	} else if (c->python && is_python(c->shown[0]) && c->nshown > 1) {
+		c->hook = hook_dir();
+		if (c->hook) {
+			c->exec[n++] = c->shown[0];
+			c->exec[n++] = "-m";
+			c->exec[n++] = "memory_profiler";
+			c->exec[n++] = "--timestamp";
+			c->exec[n++] = "-o";
+			c->exec[n++] = (char *)output;
+			if (o->include_children)
+				c->exec[n++] = "--include-children";
+			memcpy(c->exec + n, c->shown + 1, (c->nshown - 1) * sizeof(*argv));
+			n += c->nshown - 1;
+		}
+	}
+	if (!n)
+		memcpy(c->exec, c->shown, c->nshown * sizeof(*argv));
+	return 0;
+}
+
 int do_run(int argc, char **argv)
 {
 	struct run_opts o = { .interval = 0.1, .granularity = 1.0 };
@@ -409,65 +475,29 @@ int do_run(int argc, char **argv)
 	struct mp_recorder *rec = NULL;
 	struct mp_dat *dat = NULL;
 	struct mp_child child = { .pid = -1, .go_fd = -1, .err_fd = -1 };
-	char **cmd = NULL, **xcmd = NULL, *hook = NULL, defname[64];
+	struct command c = { 0 };
+	char **cmd, defname[64];
 	const char *output = NULL, *release_env = NULL;
-	int idx, ncmd, nx, err, status = -1, ret = 1, python;
+	int idx, ncmd, err, status = -1, ret = 1;
 
 	idx = parse_args(argc, argv, &o);
 	if (idx == -1)
 		return 0;
 	if (idx < 0)
 		return 2;
-	ncmd = argc - idx;
-	python = (o.python || (ends_with(argv[idx], ".py") && !o.nopython)) && !o.multiprocess;
 
-	/* memory_profiler runs "script.py" as "<python> script.py" */
-	cmd = calloc(ncmd + 2, sizeof(*cmd));
-	xcmd = calloc(ncmd + 10, sizeof(*xcmd));
-	if (!cmd || !xcmd) {
-		p_err("out of memory");
-		goto cleanup;
-	}
-	if (ends_with(argv[idx], ".py") && !is_python(argv[idx])) {
-		const char *py = getenv("MPROF_PYTHON");
-
-		cmd[0] = (char *)(py && *py ? py : "python3");
-		memcpy(cmd + 1, argv + idx, ncmd * sizeof(*cmd));
-		ncmd++;
-	} else {
-		memcpy(cmd, argv + idx, ncmd * sizeof(*cmd));
-	}
 	output = o.output;
 	if (!output) {
 		default_output(defname, sizeof(defname));
 		output = defname;
 	}
-	/* Python mode: the interpreter runs our memory_profiler --timestamp, which appends FUNC lines */
-	nx = 0;
-	if (is_python(cmd[0]) && ncmd > 2 && !strcmp(cmd[1], "-m") &&
-	    !strcmp(cmd[2], "memory_profiler")) {
-		/* "mprof run python3 -m memory_profiler x.py": line reports from the kernel page */
-		hook = hook_dir();
-		python = 0;
-	} else if (python && is_python(cmd[0]) && ncmd > 1) {
-		hook = hook_dir();
-		if (hook) {
-			xcmd[nx++] = cmd[0];
-			xcmd[nx++] = "-m";
-			xcmd[nx++] = "memory_profiler";
-			xcmd[nx++] = "--timestamp";
-			xcmd[nx++] = "-o";
-			xcmd[nx++] = (char *)output;
-			if (o.include_children)
-				xcmd[nx++] = "--include-children";
-			memcpy(xcmd + nx, cmd + 1, (ncmd - 1) * sizeof(*cmd));
-			nx += ncmd - 1;
-		}
+	err = build_command(&o, argv + idx, argc - idx, output, &c);
+	if (err) {
+		p_err("out of memory");
+		goto cleanup;
 	}
-	if (!nx) {
-		memcpy(xcmd, cmd, ncmd * sizeof(*cmd));
-		nx = ncmd;
-	}
+	cmd = c.shown;
+	ncmd = c.nshown;
 
 	err = mp_find_command(cmd[0]);
 	if (err) {
@@ -501,10 +531,10 @@ int do_run(int argc, char **argv)
 
 	printf("mprof: Sampling memory every %gs\n", o.interval);
 	printf("running new process\n");
-	if (python)
+	if (c.python)
 		printf("running as a Python program...\n");
 	fflush(stdout);
-	if (python && !hook)
+	if (c.python && !c.hook)
 		p_info("function timestamps (FUNC lines) are not recorded: %s",
 		       is_python(cmd[0]) ? "the CPython hook is not installed next to mprof"
 					 : "the command is not a Python interpreter");
@@ -512,28 +542,28 @@ int do_run(int argc, char **argv)
 	{
 		struct mp_spawn_opts so = { .cred = &cred, .pass_fd = -1 };
 
-		if (hook) {
+		if (c.hook) {
 			so.path_env = "PYTHONPATH";
-			so.path_dir = hook;
+			so.path_dir = c.hook;
 			if (be->rss_page_fd) {
 				so.pass_fd = be->rss_page_fd(be);
 				so.pass_fd_env = "MPROF_RSS_FD";
 			}
 		}
-		err = mp_child__spawn(&child, xcmd, &so);
+		err = mp_child__spawn(&child, c.exec, &so);
 	}
 	if (err) {
 		p_err("cannot start '%s': %s", cmd[0], strerror(-err));
 		goto cleanup;
 	}
 	err = be->track(be, child.pid, 0);
-	if (!err && hook && be->share_rss)
+	if (!err && c.hook && be->share_rss)
 		err = be->share_rss(be, child.pid);
 	/* FUNC lines from the hook's USDT probes: written as calls end, kept if the child dies */
-	if (!err && hook && python && be->listen_hook) {
+	if (!err && c.hook && c.python && be->listen_hook) {
 		char *pkg;
 
-		if (asprintf(&pkg, "%s/memory_profiler", hook) < 0) {
+		if (asprintf(&pkg, "%s/memory_profiler", c.hook) < 0) {
 			err = -ENOMEM;
 		} else {
 			if (be->listen_hook(be, child.pid, pkg) > 0)
@@ -620,9 +650,7 @@ cleanup:
 		close(child.go_fd);
 	if (child.err_fd >= 0)
 		close(child.err_fd);
-	free(cmd);
-	free(xcmd);
-	free(hook);
+	command_release(&c);
 	return ret;
 }
 
