@@ -139,7 +139,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 		$(TESTPY) -m pytest -q -p no:cacheprovider tests/kernel
 
 # Sub-suites owned by other parts of the tree add themselves to TEST_SUITES.
-TEST_SUITES := test-unit test-kernel
+TEST_SUITES := test-unit asan test-kernel
 -include tests/files.mk
 -include pyhook/pyhook.mk
 

@@ -324,7 +324,8 @@ int mp_recorder__flush(struct mp_recorder *r, double upto)
 	size_t i, kept = 0;
 	int err = 0;
 
-	qsort(r->pend, r->npend, sizeof(*r->pend), point_cmp);
+	if (r->npend) /* qsort's base may not be NULL, even for no element */
+		qsort(r->pend, r->npend, sizeof(*r->pend), point_cmp);
 	for (i = 0; i < r->npend && !err; i++) {
 		const struct point *p = &r->pend[i];
 
