@@ -290,6 +290,13 @@ static int setup_signals(void)
 	return 0;
 }
 
+/* MPROF_DEBUG_LIBBPF=1: libbpf's messages (verifier logs included) on stderr. */
+static int libbpf_to_stderr(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, ap);
+}
+
 static int choose_backend(const struct run_opts *o, struct mp_backend **out)
 {
 	struct mp_backend_opts bo = {
@@ -298,9 +305,12 @@ static int choose_backend(const struct run_opts *o, struct mp_backend **out)
 		.multiprocess = o->multiprocess,
 		.force_tracepoint = o->force_tracepoint,
 	};
+	const char *dbg = getenv("MPROF_DEBUG_LIBBPF");
 	const char *why = NULL;
 	int err;
 
+	if (dbg && *dbg && strcmp(dbg, "0"))
+		bo.libbpf_log = libbpf_to_stderr;
 	if (!o->backend || !strcmp(o->backend, "kernel")) {
 		err = mp_backend_kernel__new(out, &bo, &why);
 		if (!err)

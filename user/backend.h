@@ -11,8 +11,10 @@
 #ifndef MP_BACKEND_H
 #define MP_BACKEND_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <bpf/libbpf.h>
 
 #include "recorder.h"
 
@@ -21,6 +23,11 @@ struct mp_backend_opts {
 	int include_children;	 /* ticks report the group sum for MEM */
 	int multiprocess;	 /* ticks report every descendant */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
+	/*
+	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The
+	 * library never prints: the caller decides.
+	 */
+	int (*libbpf_log)(enum libbpf_print_level level, const char *fmt, va_list ap);
 };
 
 struct mp_backend_stats {

@@ -44,8 +44,8 @@ struct kbackend {
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	(void)level;
-	if (getenv("MPROF_DEBUG_LIBBPF"))
-		return vfprintf(stderr, fmt, ap);
+	(void)fmt;
+	(void)ap;
 	return 0;
 }
 
@@ -443,7 +443,7 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	int err, ncpus, use_tp;
 	const char *reason = NULL;
 
-	libbpf_set_print(quiet_print);
+	libbpf_set_print(opts->libbpf_log ? opts->libbpf_log : quiet_print);
 	if (geteuid() != 0) {
 		/* CAP_BPF + CAP_PERFMON would do too; the loader then sees EPERM below */
 		reason = "not running as root";
