@@ -30,6 +30,7 @@ struct run_opts {
 	double granularity;
 	int force_tracepoint;
 	int stats;
+	unsigned int ringbuf_kib;
 };
 
 static volatile sig_atomic_t pending_sig;
@@ -75,7 +76,8 @@ static void usage(FILE *f)
 		"                         memory_profiler's psutil and posix mean proc\n"
 		"  --granularity MIB      smallest swing recorded between ticks (default 1 MiB)\n"
 		"  --rss-tracepoint       kernel backend: use the classic rss_stat tracepoint\n"
-		"  --stats                print what the backend measured with, and its counters\n");
+		"  --stats                print what the backend measured with, and its counters\n"
+		"  --ringbuf-kib N        kernel backend: ring buffer size (default 4096 KiB)\n");
 }
 
 static int parse_seconds(const char *s, double *out, int allow_zero)
@@ -89,7 +91,8 @@ static int parse_seconds(const char *s, double *out, int allow_zero)
 	return 0;
 }
 
-enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_BACKEND, OPT_VERSION, OPT_GRAN, OPT_TP, OPT_STATS };
+enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_BACKEND, OPT_VERSION, OPT_GRAN, OPT_TP, OPT_STATS,
+       OPT_RINGBUF };
 
 /* Returns the index of COMMAND in argv, -1 after printing help (exit 0), -2 on a bad option. */
 static int parse_args(int argc, char **argv, struct run_opts *o)
@@ -110,6 +113,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "granularity", required_argument, NULL, OPT_GRAN },
 		{ "rss-tracepoint", no_argument, NULL, OPT_TP },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "ringbuf-kib", required_argument, NULL, OPT_RINGBUF },
 		{ 0 },
 	};
 	int c;
@@ -175,6 +179,21 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_STATS:
 			o->stats = 1;
 			break;
+		case OPT_RINGBUF: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			/* the kernel wants a power-of-2 multiple of the page size */
+			if (errno || end == optarg || *end || v < 4 || v > (1ul << 20) || (v & (v - 1))) {
+				p_err("invalid ring buffer size '%s': expected a power of 2 KiB from 4 "
+				      "to 1048576", optarg);
+				return -2;
+			}
+			o->ringbuf_kib = v;
+			break;
+		}
 		case ':':
 			p_err("option '%s' needs a value", argv[optind - 1]);
 			return -2;
@@ -301,6 +320,7 @@ static int choose_backend(const struct run_opts *o, struct mp_backend **out)
 {
 	struct mp_backend_opts bo = {
 		.granularity_mib = o->granularity,
+		.ringbuf_kib = o->ringbuf_kib,
 		.include_children = o->include_children,
 		.multiprocess = o->multiprocess,
 		.force_tracepoint = o->force_tracepoint,

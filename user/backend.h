@@ -20,6 +20,7 @@
 
 struct mp_backend_opts {
 	double granularity_mib;	 /* noise floor of turning points, MiB (default 1) */
+	unsigned int ringbuf_kib; /* kernel: ring buffer size, KiB, a power of 2 (0: 4096) */
 	int include_children;	 /* ticks report the group sum for MEM */
 	int multiprocess;	 /* ticks report every descendant */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */

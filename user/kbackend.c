@@ -412,6 +412,13 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	k->skel->rodata->exact_sums = !use_tp;
 	k->skel->rodata->page_shift = __builtin_ctzll(k->clock.page_size);
 	k->skel->rodata->granularity = pages ? pages : 1;
+	if (k->opts.ringbuf_kib) {
+		err = bpf_map__set_max_entries(k->skel->maps.events, k->opts.ringbuf_kib * 1024);
+		if (err) {
+			*reason = "invalid ring buffer size";
+			return err;
+		}
+	}
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp);
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat_tp, use_tp);
 	k->base.method = use_tp ? "tracepoint/kmem/rss_stat" : "tp_btf/rss_stat";

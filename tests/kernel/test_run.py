@@ -192,3 +192,20 @@ def test_output_is_appended_and_interval_honoured(tmp_path):
     ticks = sorted(t for t, _ in first.mem)
     gaps = sorted(b - a for a, b in zip(ticks, ticks[1:]))
     assert 0.03 < gaps[len(gaps) // 2] < 0.07, gaps  # median spacing ~ 0.05 s
+
+
+@needs_kernel
+def test_fault_storm_stays_bounded_and_losses_are_reported(tmp_path):
+    """A storm of one-page rises and falls: with the default granularity it sends almost nothing;
+    with one-page turning points and a 4 KiB ring buffer, records are lost and mprof says so."""
+    p, out = run_mprof(["--stats", target("churn"), "1000", "100"], tmp_path)
+    import re
+    recs, lost = map(int, re.search(r"(\d+) records, (\d+) lost", p.stderr).groups())
+    assert recs < 100 and lost == 0, p.stderr  # 200 000 rss_stat events, a handful of records
+    assert "were lost" not in p.stderr
+    p, out = run_mprof(["--stats", "--granularity", "0.004", "--ringbuf-kib", "4",
+                        target("churn"), "1000", "100"], tmp_path)
+    assert "kernel records were lost (ring buffer full)" in p.stderr, p.stderr
+    Dat(out)  # still complete and parseable
+    p, _ = run_mprof(["--ringbuf-kib", "3", "true"], tmp_path, check=False)
+    assert p.returncode == 2 and "invalid ring buffer size" in p.stderr
