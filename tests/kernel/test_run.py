@@ -129,9 +129,13 @@ def test_sudo_user_runs_target_and_owns_file(open_tmp):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
 def test_non_root_falls_back_to_polling_with_one_line(open_tmp):
+    import shutil
+    # the checkout may sit in a folder only root can enter: run copies from an open one
+    mprof = shutil.copy(MPROF, open_tmp / "mprof")
+    alloc = shutil.copy(target("alloc"), open_tmp / "alloc")
     out = open_tmp / "nr.dat"
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        MPROF, "run", "-o", str(out), target("alloc"), "50", "300"],
+                        mprof, "run", "-o", str(out), alloc, "50", "300"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     lines = p.stderr.splitlines()
