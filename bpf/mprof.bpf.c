@@ -414,6 +414,21 @@ static __always_inline void read_all(struct mm_struct *mm, __u64 *vals)
 	}
 }
 
+/* Member @m of process @tgid is now @v pages exactly. */
+static __always_inline void proc_set_member(struct mp_proc *p, __u32 tgid, int m, __u64 v,
+					    __u64 now)
+{
+	__u64 vals[MP_NR_MEMBERS] = {};
+
+	if (m == MP_FILE)
+		vals[0] = v;
+	else if (m == MP_ANON)
+		vals[1] = v;
+	else
+		vals[2] = v;
+	proc_set(p, tgid, vals, 1u << m, now);
+}
+
 SEC("tp_btf/rss_stat")
 int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 {
@@ -432,38 +447,25 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	if (!p)
 		return 0;
 	if (p->flags & MP_PROC_FRESH) {
-		vals[0] = member_pages(mm, MP_FILE);
-		vals[1] = member_pages(mm, MP_ANON);
-		vals[2] = member_pages(mm, MP_SHMEM);
+		read_all(mm, vals); /* exact: this program only loads with exact_sums */
 		proc_set(p, tgid, vals, 7, bpf_ktime_get_ns());
 		return 0;
 	}
 	/* Only the member that changed is re-summed: every change raises its own event. */
-	if (m == MP_FILE) {
-		vals[0] = member_pages(mm, MP_FILE);
-		proc_set(p, tgid, vals, 1, bpf_ktime_get_ns());
-	} else if (m == MP_ANON) {
-		vals[1] = member_pages(mm, MP_ANON);
-		proc_set(p, tgid, vals, 2, bpf_ktime_get_ns());
-	} else {
-		vals[2] = member_pages(mm, MP_SHMEM);
-		proc_set(p, tgid, vals, 4, bpf_ktime_get_ns());
-	}
+	proc_set_member(p, tgid, m, member_pages(mm, m), bpf_ktime_get_ns());
 	return 0;
 }
 
 /*
- * Fallback when this_cpu_off is missing: the classic tracepoint, whose size field the kernel
- * computes exactly under the counter's lock. It only names the member that changed and only for
+ * Fallback when the kernel refuses the tp_btf program: the classic tracepoint, whose size field
+ * the kernel computes exactly under the counter's lock. It only names the member that changed and only for
  * the mm's own context, so processes start from the values the loader read in /proc.
  */
 SEC("tracepoint/kmem/rss_stat")
 int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 {
-	__u64 vals[MP_NR_MEMBERS] = {};
 	struct mp_proc *p;
 	__u32 tgid;
-	__u64 pages;
 	int m;
 
 	if (!ctx->curr)
@@ -475,17 +477,7 @@ int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
-	pages = (__u64)ctx->size >> page_shift;
-	if (m == MP_FILE) {
-		vals[0] = pages;
-		proc_set(p, tgid, vals, 1, bpf_ktime_get_ns());
-	} else if (m == MP_ANON) {
-		vals[1] = pages;
-		proc_set(p, tgid, vals, 2, bpf_ktime_get_ns());
-	} else {
-		vals[2] = pages;
-		proc_set(p, tgid, vals, 4, bpf_ktime_get_ns());
-	}
+	proc_set_member(p, tgid, m, (__u64)ctx->size >> page_shift, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -505,7 +497,6 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	now = bpf_ktime_get_ns();
 	np.group = pp->group;
 	np.parent = ptgid;
-	np.start_ts = now;
 	mm = child->mm;
 	/*
 	 * A CLONE_VM child (vfork, posix_spawn) shares its parent's mm until it execs: its pages are

@@ -118,7 +118,6 @@ struct mp_proc {
 	__u64 rss;		     /* sum of member[] */
 	__u64 peak;
 	__u64 peak_ts;
-	__u64 start_ts;
 	struct mp_zigzag zz;
 };
 

@@ -119,7 +119,6 @@ static int k_track(struct mp_backend *b, pid_t pid, unsigned int group)
 	}
 	p.peak = p.rss;
 	p.peak_ts = mp_clock__now_mono_ns();
-	p.start_ts = p.peak_ts;
 	p.zz.dir = 1;
 	p.zz.ext = p.rss;
 	p.zz.ext_ts = p.peak_ts;
