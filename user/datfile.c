@@ -102,32 +102,23 @@ static uint64_t hash_pid(int pid)
  * The tables hold index + 1 into children[]/funcs[] (0 is an empty slot), kept at most half
  * full so that a probe always ends. They are rebuilt from the arrays when they grow.
  */
-static int child_table_grow(struct mp_datfile *df)
+static size_t child_hash(const struct mp_datfile *df, size_t i)
 {
-	size_t slots = df->child_slots ? df->child_slots * 2 : 64;
-	size_t *tab;
-
-	if (slots > SIZE_MAX / sizeof(*tab))
-		return -ENOMEM;
-	tab = calloc(slots, sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (size_t i = 0; i < df->n_children; i++) {
-		size_t h = hash_pid(df->children[i].pid) & (slots - 1);
-
-		while (tab[h])
-			h = (h + 1) & (slots - 1);
-		tab[h] = i + 1;
-	}
-	free(df->child_idx);
-	df->child_idx = tab;
-	df->child_slots = slots;
-	return 0;
+	return hash_pid(df->children[i].pid);
 }
 
-static int func_table_grow(struct mp_datfile *df)
+static size_t func_hash(const struct mp_datfile *df, size_t i)
 {
-	size_t slots = df->func_slots ? df->func_slots * 2 : 64;
+	const char *name = df->funcs[i].name;
+
+	return hash_bytes(name, strlen(name));
+}
+
+/* Double the table *@idx of *@nslots slots and re-index the @n entries hashed by @hash. */
+static int table_grow(struct mp_datfile *df, size_t **idx, size_t *nslots, size_t n,
+		      size_t (*hash)(const struct mp_datfile *, size_t))
+{
+	size_t slots = *nslots ? *nslots * 2 : 64;
 	size_t *tab;
 
 	if (slots > SIZE_MAX / sizeof(*tab))
@@ -135,17 +126,16 @@ static int func_table_grow(struct mp_datfile *df)
 	tab = calloc(slots, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
-	for (size_t i = 0; i < df->n_funcs; i++) {
-		const char *name = df->funcs[i].name;
-		size_t h = hash_bytes(name, strlen(name)) & (slots - 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t h = hash(df, i) & (slots - 1);
 
 		while (tab[h])
 			h = (h + 1) & (slots - 1);
 		tab[h] = i + 1;
 	}
-	free(df->func_idx);
-	df->func_idx = tab;
-	df->func_slots = slots;
+	free(*idx);
+	*idx = tab;
+	*nslots = slots;
 	return 0;
 }
 
@@ -192,7 +182,7 @@ static int get_child(struct mp_datfile *df, int pid, struct mp_child **out)
 	int err;
 
 	if ((df->n_children + 1) * 2 > df->child_slots) {
-		err = child_table_grow(df);
+		err = table_grow(df, &df->child_idx, &df->child_slots, df->n_children, child_hash);
 		if (err)
 			return err;
 	}
@@ -218,7 +208,7 @@ static int get_func(struct mp_datfile *df, const char *name, size_t n, struct mp
 	int err;
 
 	if ((df->n_funcs + 1) * 2 > df->func_slots) {
-		err = func_table_grow(df);
+		err = table_grow(df, &df->func_idx, &df->func_slots, df->n_funcs, func_hash);
 		if (err)
 			return err;
 	}
