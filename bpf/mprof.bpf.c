@@ -26,7 +26,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include <bpf/usdt.bpf.h>
 
 #include "mprof.h"
 #include "zigzag.h"
@@ -242,7 +241,7 @@ static __always_inline __u32 mm_tgid(struct mm_struct *mm)
 
 static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 group, __u64 ts,
 				   __u64 pages, __u32 is_max, struct mp_proc *p,
-				   struct task_struct *task)
+				   struct task_struct *task, __u64 group_pages)
 {
 	struct mp_event *e;
 
@@ -261,6 +260,7 @@ static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 gro
 	e->exit_code = 0;
 	e->peak_pages = 0;
 	e->peak_ts_ns = 0;
+	e->group_pages = group_pages;
 	if (p) {
 		/* racy read of two words, only used for EXIT where the process is gone */
 		e->peak_pages = p->peak;
@@ -312,7 +312,7 @@ static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 
 	v = nv < 0 ? 0 : nv;
 	atomic_max(&g->peak, &g->peak_ts, v, now);
 	if (mp_zigzag_update(&g->zz, v, now, granularity, &ext, &ext_ts, &is_max))
-		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL);
+		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL, 0);
 }
 
 /* Tell the CPython hook's page the new RSS; raise the threads' peak slots on a rise. */
@@ -371,7 +371,7 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 		p->peak_ts = now;
 	}
 	if (mp_zigzag_update(&p->zz, nrss, now, granularity, &ext, &ext_ts, &is_max))
-		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL);
+		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL, 0);
 	if (track_groups)
 		group_add(p->group, delta, 0, now);
 }
@@ -444,7 +444,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	if (!tgid)
 		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (!p)
+	if (!p || (p->flags & MP_PROC_EXEC_WAIT))
 		return 0;
 	if (p->flags & MP_PROC_FRESH) {
 		read_all(mm, vals); /* exact: this program only loads with exact_sums */
@@ -475,7 +475,7 @@ int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (!p)
+	if (!p || (p->flags & MP_PROC_EXEC_WAIT))
 		return 0;
 	proc_set_member(p, tgid, m, (__u64)ctx->size >> page_shift, bpf_ktime_get_ns());
 	return 0;
@@ -515,7 +515,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		__sync_fetch_and_add(&stats.procs_dropped, 1);
 		return 0;
 	}
-	submit(MP_EV_FORK, ctgid, ptgid, np.group, now, np.rss, 0, NULL, child);
+	submit(MP_EV_FORK, ctgid, ptgid, np.group, now, np.rss, 0, NULL, child, 0);
 	group_add(np.group, np.rss, 1, now);
 	return 0;
 }
@@ -527,7 +527,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 tgid = p->tgid;
 	struct mp_proc *st;
 	struct mm_struct *mm;
-	__u64 now;
+	__u64 now, gpages;
 
 	st = bpf_map_lookup_elem(&procs, &tgid);
 	if (!st)
@@ -536,8 +536,22 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	mm = p->mm;
 	if (mm)
 		read_all(mm, vals);
+	if (st->flags & MP_PROC_EXEC_WAIT) {
+		/* the command itself starts here: its series begins with this image */
+		st->peak = 0;
+		st->zz.dir = 0;
+		__sync_fetch_and_and(&st->flags, ~(MP_PROC_EXEC_WAIT | MP_PROC_FRESH));
+	}
 	proc_set(st, tgid, vals, 7, now);
-	submit(MP_EV_EXEC, tgid, 0, st->group, now, 0, 0, NULL, p);
+	gpages = 0;
+	if (track_groups) {
+		__u32 gid = st->group;
+		struct mp_group *g = bpf_map_lookup_elem(&groups, &gid);
+
+		if (g)
+			gpages = g->rss < 0 ? 0 : g->rss;
+	}
+	submit(MP_EV_EXEC, tgid, 0, st->group, now, st->rss, 0, NULL, p, gpages);
 	return 0;
 }
 
@@ -554,62 +568,10 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	now = bpf_ktime_get_ns();
 	last = st->rss;
 	gid = st->group;
-	submit(MP_EV_EXIT, tgid, st->parent, gid, now, last, 0, st, p);
+	submit(MP_EV_EXIT, tgid, st->parent, gid, now, last, 0, st, p, 0);
 	/* Whoever deletes the entry settles the group, so racing last threads count once. */
 	if (bpf_map_delete_elem(&procs, &tgid))
 		return 0;
 	group_add(gid, -(__s64)last, -1, now);
 	return 0;
-}
-
-/*
- * USDT probes of the CPython hook (pyhook/probes.h): attached by the loader to the hook's shared
- * objects, filtered here to tracked processes. A hit costs a trap, but only at the entry and exit
- * of @profile'd calls, never per line.
- */
-static __always_inline int func_event(__u64 id, __u32 phase, const char *name)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	struct mp_func_event *e;
-	struct mp_proc *p;
-
-	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (!p)
-		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&stats.lost, 1);
-		return 0;
-	}
-	e->kind = MP_EV_FUNC;
-	e->tgid = tgid;
-	e->tid = (__u32)pid_tgid;
-	e->phase = phase;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->pages = p->rss;
-	e->id = id;
-	if (bpf_probe_read_user_str(e->name, sizeof(e->name), name) < 0)
-		e->name[0] = 0;
-	bpf_ringbuf_submit(e, 0);
-	__sync_fetch_and_add(&stats.events, 1);
-	return 0;
-}
-
-SEC("usdt")
-int BPF_USDT(on_func_entry, __u64 id, int line, const char *name)
-{
-	return func_event(id, MP_FUNC_ENTRY, name);
-}
-
-SEC("usdt")
-int BPF_USDT(on_func_exit, __u64 id, int line, const char *name)
-{
-	return func_event(id, MP_FUNC_EXIT, name);
-}
-
-SEC("usdt")
-int BPF_USDT(on_timestamp, __u64 id, int phase, const char *name)
-{
-	return func_event(id, phase ? MP_FUNC_EXIT : MP_FUNC_ENTRY, name);
 }

@@ -27,27 +27,30 @@ enum mp_event_kind {
 	MP_EV_FORK = 3,		 /* tgid was born to ppid and is now tracked */
 	MP_EV_EXEC = 4,		 /* tgid exec'd comm */
 	MP_EV_EXIT = 5,		 /* tgid is gone: its last RSS, peak and peak time */
-	MP_EV_FUNC = 6,		 /* a CPython hook USDT probe fired (struct mp_func_event) */
+	MP_EV_FUNC = 6,		 /* a call boundary from the CPython hook (struct mp_func_event) */
 };
 
 #define MP_FUNC_NAME_LEN 128
 
 /* Phases of MP_EV_FUNC. */
 enum mp_func_phase {
-	MP_FUNC_ENTRY = 0, /* mprof:func_entry, or mprof:timestamp phase 0 */
-	MP_FUNC_EXIT = 1,  /* mprof:func_exit, or mprof:timestamp phase 1 */
+	MP_FUNC_ENTRY = 0, /* a @profile'd call or a profile.timestamp block starts */
+	MP_FUNC_EXIT = 1,  /* ... and ends */
 };
 
 /*
- * A call of a @profile'd function (or a profile.timestamp block) entering or leaving, seen by the
- * USDT probes of the CPython hook, with the process's exact RSS at that instant.
+ * A call of a @profile'd function (or a profile.timestamp block) entering or leaving, with the
+ * process's exact RSS at that instant. The CPython hook writes these records, whole (one write
+ * of fewer than PIPE_BUF bytes, so threads never interleave), into the pipe the loader passes it
+ * as MPROF_FUNC_FD; pyhook/rss_shared.h declares the same bytes (tests/unit/test_layout.c).
+ * Not a ring-buffer record: no probe, no trap, nothing to tear down.
  */
 struct mp_func_event {
 	__u32 kind; /* MP_EV_FUNC */
 	__u32 tgid;
 	__u32 tid;
 	__u32 phase; /* enum mp_func_phase */
-	__u64 ts_ns;
+	__u64 ts_ns; /* CLOCK_MONOTONIC, the kernel's bpf_ktime_get_ns() clock */
 	__u64 pages; /* the process's RSS */
 	__u64 id;    /* code object or block address: pairs an exit with its entry */
 	char name[MP_FUNC_NAME_LEN]; /* "module.function" or ".label", NUL-terminated */
@@ -69,6 +72,7 @@ struct mp_event {
 	__u32 is_max;	   /* EXTREME: MP_EXT_MAX or MP_EXT_MIN */
 	__s32 exit_code;   /* EXIT: the wait status as in task->exit_code */
 	char comm[MP_COMM_LEN];
+	__u64 group_pages; /* EXEC: the group's summed RSS right after the exec */
 };
 
 /*
@@ -86,6 +90,12 @@ struct mp_zigzag {
 /* Process flags. */
 #define MP_PROC_FRESH 1u /* recompute every member on the next event (added from userspace) */
 #define MP_PROC_PAGE 2u	 /* publish this process's RSS in the rss_page map (CPython hook) */
+/*
+ * Tracked from its next exec on (a command mprof spawned): until then the process is mprof's own
+ * forked image, whose pages (mprof's heap, its ring-buffer mapping) are not the command's. Its
+ * RSS events are ignored and it counts 0 in its group; the exec sets every value afresh.
+ */
+#define MP_PROC_EXEC_WAIT 4u
 
 /*
  * The page shared with the CPython hook (pyhook/rss_shared.h declares the same bytes for the

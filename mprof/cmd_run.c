@@ -1,11 +1,13 @@
 /*
  * mprof run: run a command and record its memory over time in a memory_profiler .dat file,
- * measured by the kernel backend (BPF) or, where BPF cannot be used, by polling /proc.
+ * measured by the kernel backend (BPF) or, where BPF cannot be used, by polling /proc. This file
+ * parses the flags, decides what to run, and starts it; user/loop.h records.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,44 +19,26 @@
 #include "backend.h"
 #include "dat.h"
 #include "event.h"
+#include "loop.h"
+#include "mprof.h"
+#include "record.h"
 #include "recorder.h"
 #include "spawn.h"
-#include "mprof.h"
 
 struct run_opts {
-	double interval;
-	double timeout; /* seconds, 0: none */
-	int python, nopython, include_children, multiprocess, exit_code;
-	const char *output;
-	const char *backend;
-	double granularity;
-	int force_tracepoint;
-	int stats;
-	unsigned int ringbuf_kib;
+	struct rec_opts rec;
+	int python, nopython, exit_code;
 };
-
-static volatile sig_atomic_t pending_sig;
-static volatile sig_atomic_t pending_sig_from_tty;
-
-static void on_signal(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	pending_sig = sig;
-	/* a terminal's ^C reaches the whole foreground group, the target included */
-	pending_sig_from_tty = si && si->si_code == SI_KERNEL;
-}
-
-static void on_sigchld(int sig)
-{
-	(void)sig; /* only here to cut the wait short */
-}
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mprof run [options] COMMAND [ARGS...]\n"
 		"\n"
-		"Run COMMAND and record its memory usage over time in a .dat file.\n"
+		"Run COMMAND and record its memory usage over time in a .dat file. COMMAND may be:\n"
+		"  1. an executable, 2. a Python script (script.py), run by the interpreter that\n"
+		"  MPROF_PYTHON names, else python3 from PATH, 3. PYTHON script.py,\n"
+		"  4. --python MODULE (run as python -m MODULE)\n"
 		"\n"
 		"options:\n"
 		"  -h, --help             show this help message and exit\n"
@@ -63,36 +47,12 @@ static void usage(FILE *f)
 		"                         Python program (currently: function timestamping)\n"
 		"  --nopython             disables extra features when the profiled executable is a\n"
 		"                         Python program (currently: function timestamping)\n"
-		"  -T, --interval SEC     sampling period (in seconds), defaults to 0.1\n"
-		"  -C, --include-children\n"
-		"                         monitors forked processes as well (sum up all process memory)\n"
-		"  -M, --multiprocess     monitors forked processes creating individual plots for each\n"
-		"                         child (disables --python features)\n"
 		"  -E, --exit-code        propagate the exit code\n"
-		"  -t, --timeout SEC      timeout in seconds for the profiling, default new process has\n"
-		"                         no timeout\n"
-		"  -o, --output FILE      save to file instead of mprofile_<YYYYMMDDhhmmss>.dat\n"
-		"  --backend NAME         kernel (default: BPF, every peak) or proc (polling /proc);\n"
-		"                         memory_profiler's psutil and posix mean proc\n"
-		"  --granularity MIB      smallest swing recorded between ticks (default 1 MiB)\n"
-		"  --rss-tracepoint       kernel backend: use the classic rss_stat tracepoint\n"
-		"  --stats                print what the backend measured with, and its counters\n"
-		"  --ringbuf-kib N        kernel backend: ring buffer size (default 4096 KiB)\n");
+		"%s",
+		rec_opts_help);
 }
 
-static int parse_seconds(const char *s, double *out, int allow_zero)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(*out) || *out < 0 || (!allow_zero && *out == 0))
-		return -EINVAL;
-	return 0;
-}
-
-enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_BACKEND, OPT_VERSION, OPT_GRAN, OPT_TP, OPT_STATS,
-       OPT_RINGBUF };
+enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_VERSION };
 
 /* Returns the index of COMMAND in argv, -1 after printing help (exit 0), -2 on a bad option. */
 static int parse_args(int argc, char **argv, struct run_opts *o)
@@ -108,19 +68,25 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "exit-code", no_argument, NULL, 'E' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "backend", required_argument, NULL, REC_OPT_BACKEND },
 		{ "attach", no_argument, NULL, 'a' },
-		{ "granularity", required_argument, NULL, OPT_GRAN },
-		{ "rss-tracepoint", no_argument, NULL, OPT_TP },
-		{ "stats", no_argument, NULL, OPT_STATS },
-		{ "ringbuf-kib", required_argument, NULL, OPT_RINGBUF },
+		{ "granularity", required_argument, NULL, REC_OPT_GRAN },
+		{ "rss-tracepoint", no_argument, NULL, REC_OPT_TP },
+		{ "stats", no_argument, NULL, REC_OPT_STATS },
+		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
 		{ 0 },
 	};
-	int c;
+	int c, r;
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+hT:CMEt:o:a", longs, NULL)) != -1) {
+	/* leading '+': stop at the command; ':': a missing value is reported as such */
+	while ((c = getopt_long(argc, argv, "+:hT:CMEt:o:a", longs, NULL)) != -1) {
+		r = rec_opt(&o->rec, c, optarg);
+		if (r < 0)
+			return -2;
+		if (r > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -134,66 +100,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_NOPYTHON:
 			o->nopython = 1;
 			break;
-		case 'T':
-			if (parse_seconds(optarg, &o->interval, 0)) {
-				p_err("invalid interval '%s': expected a positive number of seconds",
-				      optarg);
-				return -2;
-			}
-			break;
-		case 'C':
-			o->include_children = 1;
-			break;
-		case 'M':
-			o->multiprocess = 1;
-			break;
 		case 'E':
 			o->exit_code = 1;
-			break;
-		case 't':
-			if (parse_seconds(optarg, &o->timeout, 0)) {
-				p_err("invalid timeout '%s': expected a positive number of seconds",
-				      optarg);
-				return -2;
-			}
-			break;
-		case 'o':
-			o->output = optarg;
-			break;
-		case OPT_BACKEND:
-			o->backend = optarg;
 			break;
 		case 'a':
 			p_err("run --attach is not available yet: it comes with the attach command");
 			return -2;
-		case OPT_GRAN:
-			if (parse_seconds(optarg, &o->granularity, 0)) {
-				p_err("invalid granularity '%s': expected a positive number of MiB",
-				      optarg);
-				return -2;
-			}
-			break;
-		case OPT_TP:
-			o->force_tracepoint = 1;
-			break;
-		case OPT_STATS:
-			o->stats = 1;
-			break;
-		case OPT_RINGBUF: {
-			char *end;
-			unsigned long v;
-
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			/* the kernel wants a power-of-2 multiple of the page size */
-			if (errno || end == optarg || *end || v < 4 || v > (1ul << 20) || (v & (v - 1))) {
-				p_err("invalid ring buffer size '%s': expected a power of 2 KiB from 4 "
-				      "to 1048576", optarg);
-				return -2;
-			}
-			o->ringbuf_kib = v;
-			break;
-		}
 		case ':':
 			p_err("option '%s' needs a value", argv[optind - 1]);
 			return -2;
@@ -209,12 +121,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	return optind;
 }
 
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 /* Is @path a Python interpreter ("python", "python3.12", "/usr/bin/python3")? */
 static int is_python(const char *path)
 {
-	const char *base = strrchr(path, '/');
-
-	return !strncmp(base ? base + 1 : path, "python", 6);
+	return !strncmp(base_name(path), "python", 6);
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -232,7 +149,6 @@ static char *hook_dir(void)
 {
 	static const char *const rel[] = { "python", "../lib/mprof-bpf/python" };
 	char exe[PATH_MAX], *slash, *dir, *probe;
-
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	if (n <= 0)
@@ -259,6 +175,153 @@ static char *hook_dir(void)
 	return NULL;
 }
 
+/*
+ * Is the hook in @dir built for interpreter @python? Its version is read from the name of the
+ * file it resolves to (python3.11 -> cpython-311); when the name does not tell, assume yes.
+ */
+static int hook_built_for(const char *dir, const char *python)
+{
+	char real[PATH_MAX], *pat;
+	unsigned int major, minor;
+	glob_t g;
+	int r;
+
+	if (!realpath(python, real) || sscanf(base_name(real), "python%u.%u", &major, &minor) != 2)
+		return 1;
+	if (asprintf(&pat, "%s/memory_profiler/_mprof_hook.cpython-%u%u*.so", dir, major, minor) < 0)
+		return 1;
+	r = glob(pat, 0, NULL, &g);
+	free(pat);
+	if (r == 0)
+		globfree(&g);
+	return r == 0;
+}
+
+/* Seconds a command may take to say which interpreter it is (a pyenv shim takes ~0.1 s). */
+#define PYTHON_QUERY_MS 10000
+
+/*
+ * The interpreter that runs scripts: MPROF_PYTHON, else python3 from PATH. A wrapper script in
+ * its place (pyenv's shim) would run its own helpers under the profile, so it is asked once,
+ * unprofiled, for the real binary (sys.executable). Stores the path in @out. Returns 0, or
+ * -errno after printing the error.
+ */
+static int resolve_python(const struct mp_cred *cred, char *out, size_t size)
+{
+	const char *env = getenv("MPROF_PYTHON");
+	const char *name = env && *env ? env : "python3";
+	char path[PATH_MAX], head[4] = { 0 };
+	char *argv[] = { path, "-c", "import sys; sys.stdout.write(sys.executable)", NULL };
+	int fd, err;
+
+	err = mp_find_command(name, path, sizeof(path));
+	if (err) {
+		p_err("cannot run '%s': %s", name, strerror(-err));
+		return err;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, head, sizeof(head)) < 0)
+			head[0] = 0;
+		close(fd);
+	}
+	if (memcmp(head, "#!", 2)) {
+		snprintf(out, size, "%s", path); /* a binary (or unreadable): run it as it is */
+		return 0;
+	}
+	err = mp_capture(argv, cred, out, size, PYTHON_QUERY_MS);
+	if (!err && out[0] != '/')
+		err = -ENOEXEC;
+	if (!err)
+		err = mp_find_command(out, NULL, 0);
+	if (err) {
+		p_err("cannot find the interpreter behind '%s' (it does not tell its sys.executable): "
+		      "set MPROF_PYTHON to an interpreter",
+		      path);
+		return err;
+	}
+	return 0;
+}
+
+/* What runs: the command as shown in CMDLINE, and what is exec'd (Python mode splices in). */
+struct command {
+	char **shown; /* "<python> script.py" for scripts, as memory_profiler records it */
+	int nshown;
+	char **exec;  /* shown, or "<python> -m memory_profiler --timestamp -o FILE script.py" */
+	char *hook;   /* our memory_profiler package's folder, when the child uses it */
+	int python;   /* Python mode: FUNC lines */
+	char python_path[PATH_MAX];
+};
+
+static void command_release(struct command *c)
+{
+	free(c->shown);
+	free(c->exec);
+	free(c->hook);
+}
+
+/*
+ * Build what to run from the user's @argv (@argc words), with memory_profiler's rules: Python
+ * mode is a .py without --nopython or -M, or --python; a command that is not an interpreter gets
+ * one in front in Python mode ("script.py", "--python pkg.mod") and for a .py; Python mode runs
+ * our memory_profiler --timestamp, which writes FUNC lines; "python -m memory_profiler ..." runs
+ * as given, with our package and the kernel page. Returns 0, or -errno after printing the error.
+ */
+static int build_command(const struct run_opts *o, char **argv, int argc, const char *output,
+			 const struct mp_cred *cred, struct command *c)
+{
+	int n = 0, py_script = ends_with(argv[0], ".py") && !is_python(argv[0]), err;
+
+	c->python = (o->python || (ends_with(argv[0], ".py") && !o->nopython)) &&
+		    !o->rec.multiprocess;
+	c->shown = calloc(argc + 2, sizeof(*c->shown));
+	c->exec = calloc(argc + 10, sizeof(*c->exec));
+	if (!c->shown || !c->exec) {
+		p_err("out of memory");
+		return -ENOMEM;
+	}
+	if (py_script || (o->python && !is_python(argv[0]))) {
+		err = resolve_python(cred, c->python_path, sizeof(c->python_path));
+		if (err)
+			return err;
+		c->shown[0] = c->python_path;
+		memcpy(c->shown + 1, argv, argc * sizeof(*argv));
+		c->nshown = argc + 1;
+	} else {
+		memcpy(c->shown, argv, argc * sizeof(*argv));
+		c->nshown = argc;
+	}
+	if (is_python(c->shown[0]) && c->nshown > 2 && !strcmp(c->shown[1], "-m") &&
+	    !strcmp(c->shown[2], "memory_profiler")) {
+		c->hook = hook_dir(); /* line reports, exact through the kernel page */
+		c->python = 0;
+	} else if (c->python && is_python(c->shown[0]) && c->nshown > 1) {
+		c->hook = hook_dir();
+		if (c->hook && !hook_built_for(c->hook, c->shown[0])) {
+			p_info("function timestamps (FUNC lines) are not recorded: the CPython hook is "
+			       "not built for '%s'",
+			       c->shown[0]);
+			free(c->hook);
+			c->hook = NULL;
+			c->python = 0;
+		} else if (c->hook) {
+			c->exec[n++] = c->shown[0];
+			c->exec[n++] = "-m";
+			c->exec[n++] = "memory_profiler";
+			c->exec[n++] = "--timestamp";
+			c->exec[n++] = "-o";
+			c->exec[n++] = (char *)output;
+			if (o->rec.include_children)
+				c->exec[n++] = "--include-children";
+			memcpy(c->exec + n, c->shown + 1, (c->nshown - 1) * sizeof(*argv));
+			n += c->nshown - 1;
+		}
+	}
+	if (!n)
+		memcpy(c->exec, c->shown, c->nshown * sizeof(*argv));
+	return 0;
+}
+
 /* memory_profiler's default name: mprofile_YYYYmmddHHMMSS.dat in the current folder. */
 static void default_output(char *buf, size_t n)
 {
@@ -269,14 +332,15 @@ static void default_output(char *buf, size_t n)
 	strftime(buf, n, "mprofile_%Y%m%d%H%M%S.dat", &tm);
 }
 
-static int open_output(const char *path, const struct mp_cred *cred, struct mp_dat **out)
+static int open_output(const char *path, const struct mp_cred *cred, struct mp_dat **out,
+		       int *created)
 {
 	int err, err2;
 
 	err = mp_cred__enter(cred);
 	if (err)
 		return err;
-	err = mp_dat__open(out, path);
+	err = mp_dat__open(out, path, created);
 	err2 = mp_cred__leave(cred);
 	if (err2) {
 		mp_dat__close(*out);
@@ -286,77 +350,13 @@ static int open_output(const char *path, const struct mp_cred *cred, struct mp_d
 	return err;
 }
 
-static int setup_signals(void)
+/* Remove the output again when it was created for a command that never started. */
+static void drop_output(const char *path, const struct mp_cred *cred, int created)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	struct sigaction sa = { 0 };
-
-	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO; /* no SA_RESTART: a signal must cut the wait short */
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL))
-			return -errno;
-	/* a closed terminal or pipe must not kill the recorder: the file is what matters */
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-		return -errno;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigchld;
-	sa.sa_flags = SA_NOCLDSTOP;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGCHLD, &sa, NULL))
-		return -errno;
-	return 0;
-}
-
-/* MPROF_DEBUG_LIBBPF=1: libbpf's messages (verifier logs included) on stderr. */
-static int libbpf_to_stderr(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	(void)level;
-	return vfprintf(stderr, fmt, ap);
-}
-
-static int choose_backend(const struct run_opts *o, struct mp_backend **out)
-{
-	struct mp_backend_opts bo = {
-		.granularity_mib = o->granularity,
-		.ringbuf_kib = o->ringbuf_kib,
-		.include_children = o->include_children,
-		.multiprocess = o->multiprocess,
-		.force_tracepoint = o->force_tracepoint,
-	};
-	const char *dbg = getenv("MPROF_DEBUG_LIBBPF");
-	const char *why = NULL;
-	int err;
-
-	if (dbg && *dbg && strcmp(dbg, "0"))
-		bo.libbpf_log = libbpf_to_stderr;
-	if (!o->backend || !strcmp(o->backend, "kernel")) {
-		err = mp_backend_kernel__new(out, &bo, &why);
-		if (!err)
-			return 0;
-		if (o->backend) {
-			p_err("kernel backend unavailable: %s", why ? why : strerror(-err));
-			return err;
-		}
-		p_info("kernel backend unavailable (%s): polling /proc every %gs instead, "
-		       "peaks between samples can be missed",
-		       why ? why : strerror(-err), o->interval);
-	} else if (strcmp(o->backend, "proc") && strcmp(o->backend, "psutil") &&
-		   strcmp(o->backend, "posix")) {
-		p_err("unknown backend '%s': expected kernel or proc (psutil and posix mean proc)",
-		      o->backend);
-		return -EINVAL;
-	}
-	err = mp_backend_proc__new(out, &bo);
-	if (err)
-		p_err("cannot set up the /proc backend: %s", strerror(-err));
-	return err;
-}
-
-static double mono_now(void)
-{
-	return mp_clock__now_mono_ns() / 1e9;
+	if (!created || mp_cred__enter(cred))
+		return;
+	unlink(path);
+	mp_cred__leave(cred);
 }
 
 /* Report how the target ended; returns the status mprof should exit with under -E. */
@@ -374,298 +374,204 @@ static int report_status(int status)
 	return 0;
 }
 
-/* The sampling loop. Returns 0 or -errno; *@status gets the target's wait status, or -1. */
-static int record(const struct run_opts *o, struct mp_backend *be, struct mp_recorder *rec,
-		  pid_t pid, int *status)
+/* The loop's interrupted(): signals to mprof go on to the command; recording goes on. */
+static int forward_signals(void *ctx)
 {
-	double start = mono_now(), next_tick = start;
-	double hold = o->interval > 0.05 ? o->interval : 0.05;
-	int err = 0, reaped = 0;
+	pid_t pid = *(pid_t *)ctx;
+	int tty, sig = rec_pending_signal(&tty);
 
-	*status = -1;
-	for (;;) {
-		double now;
-		int ms;
-
-		if (pending_sig) {
-			int sig = pending_sig;
-
-			pending_sig = 0;
-			if (!pending_sig_from_tty)
-				kill(pid, sig);
-		}
-		if (!reaped) {
-			pid_t w = waitpid(pid, status, WNOHANG);
-
-			if (w == pid)
-				reaped = 1;
-			else if (w < 0 && errno != EINTR)
-				return -errno;
-		}
-		if (reaped)
-			break;
-		now = mono_now();
-		if (o->timeout > 0 && now - start >= o->timeout)
-			break;
-		if (now >= next_tick) {
-			err = be->tick(be, pid, 0, rec);
-			/* hold back one interval: turning points are reported after the fact */
-			if (!err)
-				err = mp_recorder__flush(rec, mp_clock__now_epoch() - hold);
-			if (err)
-				return err;
-			next_tick += o->interval;
-			if (next_tick <= now)
-				next_tick = now + o->interval;
-		}
-		ms = (int)ceil((next_tick - mono_now()) * 1000.0);
-		if (ms < 0)
-			ms = 0;
-		err = be->wait(be, ms, rec);
-		if (err)
-			return err;
-	}
-	err = be->finish(be, pid, 0, rec);
-	if (!err)
-		err = mp_recorder__flush(rec, INFINITY);
-	return err;
-}
-
-/* What runs: the command as shown in CMDLINE, and what is exec'd (Python mode splices in). */
-struct command {
-	char **shown; /* "<python> script.py" for scripts, as memory_profiler records it */
-	int nshown;
-	char **exec;  /* shown, or "<python> -m memory_profiler --timestamp -o FILE script.py" */
-	char *hook;   /* our memory_profiler package's folder, when the child uses it */
-	int python;   /* Python mode: FUNC lines */
-};
-
-static void command_release(struct command *c)
-{
-	free(c->shown);
-	free(c->exec);
-	free(c->hook);
-}
-
-/*
- * Build what to run from the user's @argv (@argc words). memory_profiler's rules: "script.py"
- * runs as "<python> script.py"; Python mode (a .py without --nopython or -M, or --python) runs
- * our memory_profiler --timestamp, which appends FUNC lines to @output. "python -m
- * memory_profiler ..." runs as given, with our package and the kernel page. Returns 0 or -ENOMEM.
- */
-static int build_command(const struct run_opts *o, char **argv, int argc, const char *output,
-			 struct command *c)
-{
-	int n = 0;
-
-	c->python = (o->python || (ends_with(argv[0], ".py") && !o->nopython)) && !o->multiprocess;
-	c->shown = calloc(argc + 2, sizeof(*c->shown));
-	c->exec = calloc(argc + 10, sizeof(*c->exec));
-	if (!c->shown || !c->exec)
-		return -ENOMEM;
-	if (ends_with(argv[0], ".py") && !is_python(argv[0])) {
-		const char *py = getenv("MPROF_PYTHON");
-
-		c->shown[0] = (char *)(py && *py ? py : "python3");
-		memcpy(c->shown + 1, argv, argc * sizeof(*argv));
-		c->nshown = argc + 1;
-	} else {
-		memcpy(c->shown, argv, argc * sizeof(*argv));
-		c->nshown = argc;
-	}
-	if (is_python(c->shown[0]) && c->nshown > 2 && !strcmp(c->shown[1], "-m") &&
-	    !strcmp(c->shown[2], "memory_profiler")) {
-		c->hook = hook_dir(); /* line reports, exact through the kernel page */
-		c->python = 0;
-	} else if (c->python && is_python(c->shown[0]) && c->nshown > 1) {
-		c->hook = hook_dir();
-		if (c->hook) {
-			c->exec[n++] = c->shown[0];
-			c->exec[n++] = "-m";
-			c->exec[n++] = "memory_profiler";
-			c->exec[n++] = "--timestamp";
-			c->exec[n++] = "-o";
-			c->exec[n++] = (char *)output;
-			if (o->include_children)
-				c->exec[n++] = "--include-children";
-			memcpy(c->exec + n, c->shown + 1, (c->nshown - 1) * sizeof(*argv));
-			n += c->nshown - 1;
-		}
-	}
-	if (!n)
-		memcpy(c->exec, c->shown, c->nshown * sizeof(*argv));
+	if (sig && !tty)
+		kill(pid, sig);
 	return 0;
+}
+
+static double mono_ms(void)
+{
+	return mp_clock__now_mono_ns() / 1e6;
 }
 
 int do_run(int argc, char **argv)
 {
-	struct run_opts o = { .interval = 0.1, .granularity = 1.0 };
+	struct run_opts o = { 0 };
 	struct mp_cred cred = { 0 };
 	struct mp_backend *be = NULL;
 	struct mp_recorder *rec = NULL;
 	struct mp_dat *dat = NULL;
 	struct mp_child child = { .pid = -1, .go_fd = -1, .err_fd = -1 };
+	struct mp_spawn_opts so = { 0 };
+	struct mp_loop_result res;
 	struct command c = { 0 };
-	char **cmd, defname[64];
-	const char *output = NULL, *release_env = NULL;
-	int idx, ncmd, err, status = -1, ret = 1;
+	sigset_t waitmask;
+	char defname[64];
+	const char *output;
+	double t0 = mono_ms(), t_started = 0, t_end;
+	int idx, err, ret = 1, created = 0, func_pipe[2] = { -1, -1 };
 
+	rec_opts_init(&o.rec);
 	idx = parse_args(argc, argv, &o);
 	if (idx == -1)
 		return 0;
 	if (idx < 0)
 		return 2;
-
-	output = o.output;
+	output = o.rec.output;
 	if (!output) {
 		default_output(defname, sizeof(defname));
 		output = defname;
 	}
-	err = build_command(&o, argv + idx, argc - idx, output, &c);
-	if (err) {
-		p_err("out of memory");
-		goto cleanup;
-	}
-	cmd = c.shown;
-	ncmd = c.nshown;
-
-	err = mp_find_command(cmd[0]);
-	if (err) {
-		p_err("cannot run '%s': %s", cmd[0], strerror(-err));
-		ret = 127;
-		goto cleanup;
-	}
-	if (ends_with(argv[idx], ".py") && access(argv[idx], R_OK)) {
-		p_err("cannot read '%s': %s", argv[idx], strerror(errno));
-		ret = 1;
-		goto cleanup;
-	}
 	err = mp_cred__from_sudo(&cred);
+	if (err == -ENOENT) {
+		p_err("SUDO_UID=%s names no user and SUDO_GID is not set: refusing to run the command "
+		      "as root",
+		      getenv("SUDO_UID"));
+		goto cleanup;
+	}
 	if (err) {
 		p_err("invalid SUDO_UID/SUDO_GID in the environment");
 		goto cleanup;
 	}
-	err = setup_signals();
+	if (build_command(&o, argv + idx, argc - idx, output, &cred, &c)) {
+		ret = 127;
+		goto cleanup;
+	}
+	err = mp_find_command(c.shown[0], NULL, 0);
+	if (err) {
+		p_err("cannot run '%s': %s", c.shown[0], strerror(-err));
+		ret = err == -ENOENT ? 127 : 126;
+		goto cleanup;
+	}
+	if (ends_with(argv[idx], ".py") && access(argv[idx], R_OK)) {
+		p_err("cannot read '%s': %s", argv[idx], strerror(errno));
+		goto cleanup;
+	}
+	err = rec_signals(&waitmask);
 	if (err) {
 		p_err("cannot install signal handlers: %s", strerror(-err));
 		goto cleanup;
 	}
-	err = choose_backend(&o, &be);
+	err = rec_backend(&o.rec, &be);
 	if (err)
 		goto cleanup;
-	err = open_output(output, &cred, &dat);
+	/* opened now so that an unwritable output fails before anything runs */
+	err = open_output(output, &cred, &dat, &created);
 	if (err) {
 		p_err("cannot open '%s' for writing: %s", output, strerror(-err));
 		goto cleanup;
 	}
 
-	printf("mprof: Sampling memory every %gs\n", o.interval);
-	printf("running new process\n");
-	if (c.python)
-		printf("running as a Python program...\n");
-	fflush(stdout);
 	if (c.python && !c.hook)
 		p_info("function timestamps (FUNC lines) are not recorded: %s",
-		       is_python(cmd[0]) ? "the CPython hook is not installed next to mprof"
-					 : "the command is not a Python interpreter");
-
-	{
-		struct mp_spawn_opts so = { .cred = &cred, .pass_fd = -1 };
-
-		if (c.hook) {
-			so.path_env = "PYTHONPATH";
-			so.path_dir = c.hook;
-			if (be->rss_page_fd) {
-				so.pass_fd = be->rss_page_fd(be);
-				so.pass_fd_env = "MPROF_RSS_FD";
+		       is_python(c.shown[0]) ? "the CPython hook is not installed next to mprof"
+					     : "the command is not a Python interpreter");
+	so.cred = &cred;
+	if (c.hook) {
+		so.path_env = "PYTHONPATH";
+		so.path_dir = c.hook;
+		if (be->rss_page_fd) {
+			so.pass[so.npass].fd = be->rss_page_fd(be);
+			so.pass[so.npass++].env = "MPROF_RSS_FD";
+			/* FUNC lines from the hook through a pipe: written as calls end, no probe */
+			if (c.python) {
+				if (pipe2(func_pipe, O_CLOEXEC)) {
+					err = -errno;
+					p_err("cannot create a pipe: %s", strerror(-err));
+					goto cleanup_file;
+				}
+				so.pass[so.npass].fd = func_pipe[1];
+				so.pass[so.npass++].env = "MPROF_FUNC_FD";
 			}
 		}
-		err = mp_child__spawn(&child, c.exec, &so);
+	}
+	err = mp_child__spawn(&child, c.exec, &so);
+	if (func_pipe[1] >= 0) {
+		close(func_pipe[1]); /* the child has its copy: EOF once every writer is gone */
+		func_pipe[1] = -1;
 	}
 	if (err) {
-		p_err("cannot start '%s': %s", cmd[0], strerror(-err));
-		goto cleanup;
+		p_err("cannot start '%s': %s", c.shown[0], strerror(-err));
+		goto cleanup_file;
 	}
-	err = be->track(be, child.pid, 0);
+	err = be->track(be, child.pid, 0, MP_TRACK_AT_EXEC);
 	if (!err && c.hook && be->share_rss)
 		err = be->share_rss(be, child.pid);
-	/* FUNC lines from the hook's USDT probes: written as calls end, kept if the child dies */
-	if (!err && c.hook && c.python && be->listen_hook) {
-		char *pkg;
-
-		if (asprintf(&pkg, "%s/memory_profiler", c.hook) < 0) {
-			err = -ENOMEM;
-		} else {
-			if (be->listen_hook(be, child.pid, pkg) > 0)
-				release_env = "MPROF_FUNC_LINES=kernel";
-			free(pkg);
-		}
-	}
 	if (err) {
 		p_err("cannot track process %d: %s", (int)child.pid, strerror(-err));
-		kill(child.pid, SIGKILL);
-		goto cleanup;
+		goto kill_child;
 	}
 	{
 		struct mp_recorder_opts ro = {
 			.root = child.pid,
-			.include_children = o.include_children,
-			.multiprocess = o.multiprocess,
+			.include_children = o.rec.include_children,
+			.multiprocess = o.rec.multiprocess,
+			.hold = o.rec.interval > 0.05 ? o.rec.interval : 0.05,
+			.wait_exec = 1,
 		};
 
 		err = mp_recorder__new(&rec, dat, &ro);
 		if (err) {
 			p_err("out of memory");
-			kill(child.pid, SIGKILL);
-			goto cleanup;
+			goto kill_child;
 		}
 	}
-	err = mp_dat__cmdline(dat, ncmd, cmd);
+	printf("mprof: Sampling memory every %gs\n", o.rec.interval);
+	printf("running new process\n");
+	if (c.python)
+		printf("running as a Python program...\n");
+	fflush(stdout);
+	err = mp_child__release(&child, NULL);
+	if (err) {
+		p_err("cannot run '%s': %s", c.shown[0], strerror(-err));
+		waitpid(child.pid, NULL, 0);
+		child.pid = -1;
+		ret = err == -ENOENT ? 127 : 126;
+		goto cleanup_file;
+	}
+	t_started = mono_ms();
+	err = mp_dat__cmdline(dat, c.nshown, c.shown);
 	if (!err)
 		err = mp_dat__flush(dat);
 	if (err) {
 		p_err("cannot write '%s': %s", output, strerror(-err));
-		kill(child.pid, SIGKILL);
 		goto cleanup;
 	}
-	err = mp_child__release(&child, release_env);
-	if (err) {
-		p_err("cannot run '%s': %s", cmd[0], strerror(-err));
-		waitpid(child.pid, NULL, 0);
-		child.pid = -1;
-		ret = 127;
-		goto cleanup;
+	{
+		struct mp_sink *sinks[] = { mp_recorder__sink(rec) };
+		struct mp_loop_opts lo = {
+			.interval = o.rec.interval,
+			.timeout = o.rec.timeout,
+			.root = child.pid,
+			.reap = 1,
+			.func_fd = func_pipe[0],
+			.sigmask = &waitmask,
+			.interrupted = forward_signals,
+			.ctx = &child.pid,
+		};
+
+		err = mp_loop__run(be, sinks, 1, &lo, &res);
 	}
-	err = record(&o, be, rec, child.pid, &status);
 	if (err) {
 		p_err("recording failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	{
-		struct mp_backend_stats st;
-
-		be->stats(be, &st);
-		if (st.lost)
-			p_info("%llu kernel records were lost (ring buffer full): turning points "
-			       "between samples may be missing",
-			       (unsigned long long)st.lost);
-		if (st.procs_dropped)
-			p_info("%llu descendants were not followed (process table full)",
-			       (unsigned long long)st.procs_dropped);
-		if (o.stats)
-			p_info("backend %s (%s): %llu records, %llu lost", be->name, be->method,
-			       (unsigned long long)st.events, (unsigned long long)st.lost);
-		if (st.bad_records)
-			p_info("%llu malformed kernel records were skipped",
-			       (unsigned long long)st.bad_records);
-	}
+	rec_report(be, &o.rec);
+	if (res.func_bad)
+		p_info("%llu malformed records from the CPython hook were skipped",
+		       (unsigned long long)res.func_bad);
 	ret = 0;
-	if (status != -1) {
-		int code = report_status(status);
+	if (res.status != -1) {
+		int code = report_status(res.status);
 
 		if (o.exit_code)
 			ret = code;
 	}
+	goto cleanup;
+
+kill_child:
+	kill(child.pid, SIGKILL);
+	waitpid(child.pid, NULL, 0);
+cleanup_file:
+	mp_dat__close(dat);
+	dat = NULL;
+	drop_output(output, &cred, created);
 cleanup:
 	mp_recorder__free(rec);
 	err = mp_dat__close(dat);
@@ -673,8 +579,18 @@ cleanup:
 		p_err("cannot write '%s': %s", output, strerror(-err));
 		ret = 1;
 	}
+	if (o.rec.stats && be && t_started) {
+		be->free(be);
+		be = NULL;
+		t_end = mono_ms();
+		p_info("start-up %.1f ms (from mprof's start to the command's exec), teardown %.1f ms "
+		       "(from the command's end to the file closed and the BPF objects released)",
+		       t_started - t0, t_end - res.end_mono * 1e3);
+	}
 	if (be)
 		be->free(be);
+	if (func_pipe[0] >= 0)
+		close(func_pipe[0]);
 	mp_cred__release(&cred);
 	if (child.go_fd >= 0)
 		close(child.go_fd);

@@ -19,6 +19,7 @@
 
 #include "hook.h"
 #include <structmember.h>
+#include "funcpipe.h"
 #include "probes.h"
 #include "rss.h"
 #include "trace.h"
@@ -881,12 +882,15 @@ static PyObject *mod_probe(PyObject *args, int which)
 	switch (which) {
 	case 0:
 		MP_PROBE3(func_entry, (uint64_t)id, arg, name);
+		funcpipe_write((uint64_t)id, 0, name);
 		break;
 	case 1:
 		MP_PROBE3(func_exit, (uint64_t)id, arg, name);
+		funcpipe_write((uint64_t)id, 1, name);
 		break;
 	default:
 		MP_PROBE3(timestamp, (uint64_t)id, arg, name);
+		funcpipe_write((uint64_t)id, arg ? 1 : 0, name);
 		break;
 	}
 	Py_RETURN_NONE;
@@ -910,6 +914,13 @@ static PyObject *mod_timestamp(PyObject *m, PyObject *args)
 	return mod_probe(args, 2);
 }
 
+static PyObject *mod_func_pipe(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	return Py_BuildValue("(Os)", funcpipe_active() ? Py_True : Py_False, funcpipe_why());
+}
+
 static PyObject *mod_probes_enabled(PyObject *m, PyObject *unused)
 {
 	(void)m;
@@ -926,6 +937,8 @@ static PyMethodDef mod_methods[] = {
 	{ "func_entry", mod_func_entry, METH_VARARGS, "func_entry(id, line, name): USDT mprof:func_entry" },
 	{ "func_exit", mod_func_exit, METH_VARARGS, "func_exit(id, line, name): USDT mprof:func_exit" },
 	{ "timestamp", mod_timestamp, METH_VARARGS, "timestamp(id, phase, name): USDT mprof:timestamp" },
+	{ "func_pipe", mod_func_pipe, METH_NOARGS,
+	  "func_pipe() -> (in_use, why_not): call boundaries go to the loader's pipe" },
 	{ "probes_enabled", mod_probes_enabled, METH_NOARGS,
 	  "semaphores of (func_entry, func_exit, timestamp)" },
 	{ NULL, NULL, 0, NULL },
@@ -962,10 +975,13 @@ MP_EXPORT PyMODINIT_FUNC PyInit__mprof_hook(void)
 
 	mp_noop_lines = noop && !strcmp(noop, "1");
 	err = rss_init();
+	/* the fd is ours now (or unusable): children exec'd later must not see its number */
+	unsetenv(MP_RSS_ENV);
 	if (err < 0) {
 		errno = -err;
 		return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "/proc/self/statm");
 	}
+	funcpipe_init();
 	if (PyType_Ready(&ProfilerType) < 0 || PyType_Ready(&WrapperType) < 0)
 		return NULL;
 	m = PyModule_Create(&mod_def);

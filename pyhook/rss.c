@@ -47,6 +47,33 @@ static void rss_atfork_child(void)
 		rss_g.kind = RSS_NONE;
 }
 
+/*
+ * Is @fd the loader's page: a BPF array map (BPF_MAP_TYPE_ARRAY, 2) of one value of our size,
+ * created mmap-able (BPF_F_MMAPABLE, 0x400)? /proc/self/fdinfo tells, without any privilege
+ * and without the bpf() syscall.
+ */
+static int is_rss_map(int fd)
+{
+	char path[64], line[128];
+	unsigned long type = ~0ul, vsize = 0, nent = 0, flags = 0;
+	int keys = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		keys += sscanf(line, "map_type: %lu", &type) == 1;
+		keys += sscanf(line, "value_size: %lu", &vsize) == 1;
+		keys += sscanf(line, "max_entries: %lu", &nent) == 1;
+		keys += sscanf(line, "map_flags: %lx", &flags) == 1;
+	}
+	fclose(f);
+	return keys == 4 && type == 2 && vsize == sizeof(struct mp_rss_shared) && nent == 1 &&
+	       (flags & 0x400);
+}
+
 /* Map the loader's page; 0 on success, else -errno with rss_g.why set. */
 static int shared_open(const char *env)
 {
@@ -70,6 +97,14 @@ static int shared_open(const char *env)
 		snprintf(rss_g.why, sizeof(rss_g.why), "%s=%ld: %s", MP_RSS_ENV, fd,
 			 strerror(err));
 		return -err;
+	}
+	/* mapping anything else (an empty file: SIGBUS on the first read) must never happen */
+	if (!is_rss_map((int)fd)) {
+		snprintf(rss_g.why, sizeof(rss_g.why),
+			 "%s=%ld is not the loader's BPF map (an mmap-able array of one %zu-byte "
+			 "value)",
+			 MP_RSS_ENV, fd, sizeof(struct mp_rss_shared));
+		return -EBADF;
 	}
 	len = (sizeof(struct mp_rss_shared) + rss_g.page_size - 1) &
 	      ~(size_t)(rss_g.page_size - 1);

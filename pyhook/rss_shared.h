@@ -40,4 +40,27 @@ struct mp_rss_shared {
 				 * the start of a line (a plain store) */
 };
 
+/*
+ * Call boundaries for the loader. In Python mode under `mprof run` (kernel backend) the loader
+ * passes the write end of a pipe as an inherited fd named by MPROF_FUNC_FD; the hook writes one
+ * record per @profile'd call entry and exit and per profile.timestamp() block edge, each with
+ * one write() of fewer than PIPE_BUF bytes (so records of several threads never interleave),
+ * and the loader turns each finished call into a FUNC line at once. The same bytes as
+ * struct mp_func_event in bpf/mprof.h (tests/unit/test_layout.c).
+ */
+#define MP_FUNC_ENV	"MPROF_FUNC_FD"
+#define MP_FUNC_KIND	6U	/* MP_EV_FUNC */
+#define MP_FUNC_NAME	128
+
+struct mp_func_shared {
+	uint32_t kind;		/* MP_FUNC_KIND */
+	uint32_t tgid;		/* getpid() of the writer: forked children are told apart */
+	uint32_t tid;
+	uint32_t phase;		/* 0 entry, 1 exit */
+	uint64_t ts_ns;		/* CLOCK_MONOTONIC */
+	uint64_t pages;		/* RSS at that instant, pages */
+	uint64_t id;		/* code object or block id: pairs an exit with its entry */
+	char name[MP_FUNC_NAME];	/* "module.function" or ".label", NUL-terminated */
+};
+
 #endif

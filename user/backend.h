@@ -3,10 +3,12 @@
  *  - "kernel": BPF programs follow the exact RSS of the tracked processes and of all their
  *    descendants and report turning points, births and deaths (user/kbackend.c);
  *  - "proc": polling /proc at each interval tick, for when BPF cannot be used (user/procbackend.c).
- * A backend feeds a recorder (user/recorder.h); it never prints.
+ * A backend never prints and never decides what is written where: it pushes events (decoded
+ * kernel records) to whoever consumes them and answers questions about the current values; the
+ * recording loop (user/loop.h) and its sinks do the rest.
  *
  * Groups: every tracked root process names a group; its descendants join it. The MEM series of
- * mprof run with -C is a group's sum. A later fleet mode tracks many roots in many groups.
+ * mprof run with -C is a group's sum.
  */
 #ifndef MP_BACKEND_H
 #define MP_BACKEND_H
@@ -16,13 +18,13 @@
 #include <sys/types.h>
 #include <bpf/libbpf.h>
 
-#include "recorder.h"
+#include "event.h"
 
 struct mp_backend_opts {
 	double granularity_mib;	 /* noise floor of turning points, MiB (default 1) */
 	unsigned int ringbuf_kib; /* kernel: ring buffer size, KiB, a power of 2 (0: 4096) */
-	int include_children;	 /* ticks report the group sum for MEM */
-	int multiprocess;	 /* ticks report every descendant */
+	int include_children;	 /* keep group sums (two atomics more per kernel event) */
+	int descendants;	 /* proc: read the descendants too (-C or -M) */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
 	/*
 	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The
@@ -38,22 +40,63 @@ struct mp_backend_stats {
 	uint64_t bad_records;	/* records that did not decode */
 };
 
+/* What a backend knows of one tracked process (or, with pid 0, of one group's sum) right now. */
+struct mp_view {
+	pid_t pid;	    /* 0 for a group */
+	pid_t ppid;	    /* the tracked parent, 0 for a root */
+	unsigned int group;
+	int started;	    /* 0 while a spawned command has not exec'd yet (nothing to show) */
+	uint64_t rss;	    /* bytes now */
+	uint64_t peak;	    /* highest bytes since tracked (since its exec for a spawned command) */
+	double peak_t;	    /* epoch seconds of the peak */
+	/*
+	 * The top of a rise that has not fallen back by the granularity, so no turning point was
+	 * sent for it yet: bytes and epoch seconds, or rising == 0 when the value is not rising.
+	 */
+	uint64_t rising;
+	double rising_t;
+};
+
+/* How to start following a process. */
+enum mp_track_mode {
+	/*
+	 * A process that is already running: its current value is the start value (read at once,
+	 * exactly where the backend can).
+	 */
+	MP_TRACK_NOW = 0,
+	/*
+	 * A command mprof forked and that has not exec'd yet: nothing before its exec is its own
+	 * (the pages are mprof's), so tracking starts at the exec.
+	 */
+	MP_TRACK_AT_EXEC = 1,
+};
+
+/* Receives events from mp_backend.consume(); returns 0 or -errno to stop. */
+typedef int (*mp_event_fn)(void *ctx, const struct mp_sample *s);
+/* Receives views from mp_backend.each(); returns 0 or -errno to stop. */
+typedef int (*mp_view_fn)(void *ctx, const struct mp_view *v);
+
 struct mp_backend {
 	const char *name;
 	/* "tp_btf/rss_stat", "tracepoint/kmem/rss_stat" or "/proc polling": what measures. */
 	const char *method;
 	/* Follow @pid and its future descendants in group @group. Returns 0 or -errno. */
-	int (*track)(struct mp_backend *b, pid_t pid, unsigned int group);
+	int (*track)(struct mp_backend *b, pid_t pid, unsigned int group, enum mp_track_mode mode);
+	/* A descriptor that becomes readable when events are waiting, or -1 (poll on time only). */
+	int (*fd)(struct mp_backend *b);
+	/* Hand every waiting event to @fn. Returns 0, or the first error of @fn or of reading. */
+	int (*consume)(struct mp_backend *b, mp_event_fn fn, void *ctx);
 	/*
-	 * Wait at most @timeout_ms for events and feed them to @rec. Returns 0 (also when
-	 * interrupted by a signal) or -errno.
+	 * A new interval starts: backends that poll take their readings now (the kernel backend
+	 * has nothing to do). Returns 0 or -errno.
 	 */
-	int (*wait)(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec);
-	/* An interval tick: feed the current values of root @root (group @group) to @rec. */
-	int (*tick)(struct mp_backend *b, pid_t root, unsigned int group, struct mp_recorder *rec);
-	/* The run is over: drain what is left and feed the known peaks. Returns 0 or -errno. */
-	int (*finish)(struct mp_backend *b, pid_t root, unsigned int group,
-		      struct mp_recorder *rec);
+	int (*refresh)(struct mp_backend *b);
+	/* The view of tracked process @pid. Returns 0, or -ESRCH if it is not (or no longer) tracked. */
+	int (*proc)(struct mp_backend *b, pid_t pid, struct mp_view *out);
+	/* The view of group @group's sum. Returns 0 or -errno. */
+	int (*group)(struct mp_backend *b, unsigned int group, struct mp_view *out);
+	/* Every tracked process of @group, in no particular order. Returns 0 or the first error. */
+	int (*each)(struct mp_backend *b, unsigned int group, mp_view_fn fn, void *ctx);
 	void (*stats)(struct mp_backend *b, struct mp_backend_stats *out);
 	/*
 	 * The fd of the RSS page shared with the CPython hook (bpf/mprof.h struct mp_rss_page),
@@ -62,12 +105,6 @@ struct mp_backend {
 	int (*rss_page_fd)(struct mp_backend *b);
 	/* Publish tracked process @pid's RSS in that page from now on. Returns 0 or -errno. */
 	int (*share_rss)(struct mp_backend *b, pid_t pid);
-	/*
-	 * Follow the USDT probes (mprof:func_entry, func_exit, timestamp) of the CPython hook's
-	 * shared objects in folder @dir for process @pid: each becomes an MP_EV_FUNC event.
-	 * Returns the number of objects attached (0 if none was found) or -errno. NULL: unsupported.
-	 */
-	int (*listen_hook)(struct mp_backend *b, pid_t pid, const char *dir);
 	/* Accepts NULL. */
 	void (*free)(struct mp_backend *b);
 };

@@ -95,6 +95,7 @@ int mp_event__decode(const void *data, size_t size, const struct mp_clock *c,
 	out->bytes = e.pages * c->page_size;
 	out->peak = e.peak_pages * c->page_size;
 	out->peak_t = e.peak_ts_ns ? mp_clock__epoch(c, e.peak_ts_ns) : 0;
+	out->group_bytes = e.group_pages * c->page_size;
 	memcpy(out->comm, e.comm, MP_COMM_LEN);
 	out->comm[MP_COMM_LEN] = 0;
 	return 0;

@@ -38,6 +38,7 @@ struct mp_sample {
 	uint64_t bytes;	   /* EXTREME: value; EXIT: last RSS; FORK: RSS at birth */
 	uint64_t peak;	   /* EXIT: the process's peak, bytes */
 	double peak_t;	   /* EXIT: when, epoch seconds */
+	uint64_t group_bytes; /* EXEC: the group's sum right after it */
 	char comm[MP_COMM_LEN + 1];
 	/* MP_EV_FUNC */
 	int32_t tid;

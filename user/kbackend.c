@@ -28,17 +28,22 @@ struct kbackend {
 	struct mp_backend base;
 	struct mprof_bpf *skel;
 	struct ring_buffer *rb;
-	struct mp_recorder *rec; /* set during wait() and finish() for the callback */
+	mp_event_fn fn; /* set during consume() for the callback */
+	void *ctx;
 	struct mp_clock clock;
 	struct mp_backend_opts opts;
-	uint64_t prev_tick_ns; /* monotonic time of the previous tick */
 	uint64_t bad_records;
 	int cb_err;
 	struct mp_rss_page *page; /* mmap of the rss_page map, once shared */
 	size_t page_len;
-	struct bpf_link **links; /* USDT attachments */
-	size_t nlinks;
+	int mounted_tracefs; /* we mounted it: unmount it when done */
+	/* scratch for batched reads of the procs map */
+	__u32 *batch_keys;
+	struct mp_proc *batch_vals;
 };
+
+/* Entries read from the procs map per batch syscall. */
+#define BATCH 256
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -59,10 +64,10 @@ static int on_record(void *ctx, void *data, size_t size)
 		k->bad_records++;
 		return 0;
 	}
-	if (!k->rec)
+	if (!k->fn || k->cb_err)
 		return 0;
-	err = mp_recorder__on_sample(k->rec, &s);
-	if (err && !k->cb_err)
+	err = k->fn(k->ctx, &s);
+	if (err)
 		k->cb_err = err;
 	return 0;
 }
@@ -96,7 +101,7 @@ int mp_proc_rss(pid_t pid, uint64_t out[3])
 	return 0;
 }
 
-static int k_track(struct mp_backend *b, pid_t pid, unsigned int group)
+static int k_track(struct mp_backend *b, pid_t pid, unsigned int group, enum mp_track_mode mode)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	uint64_t bytes[3];
@@ -107,19 +112,24 @@ static int k_track(struct mp_backend *b, pid_t pid, unsigned int group)
 
 	if (group >= MP_MAX_GROUPS)
 		return -EINVAL;
-	err = mp_proc_rss(pid, bytes);
-	if (err)
-		return err;
 	p.group = group;
-	/* the next kernel event re-sums every member exactly; /proc is the start value */
-	p.flags = MP_PROC_FRESH;
-	for (int i = 0; i < 3; i++) {
-		p.member[i] = bytes[i] / k->clock.page_size;
-		p.rss += p.member[i];
+	p.peak_ts = mp_clock__now_mono_ns();
+	if (mode == MP_TRACK_AT_EXEC) {
+		/* nothing counts until the exec: the BPF exec program sets every value */
+		p.flags = MP_PROC_EXEC_WAIT;
+	} else {
+		err = mp_proc_rss(pid, bytes);
+		if (err)
+			return err;
+		/* the next kernel event re-sums every member exactly; /proc is the start value */
+		p.flags = MP_PROC_FRESH;
+		for (int i = 0; i < 3; i++) {
+			p.member[i] = bytes[i] / k->clock.page_size;
+			p.rss += p.member[i];
+		}
+		p.zz.dir = 1;
 	}
 	p.peak = p.rss;
-	p.peak_ts = mp_clock__now_mono_ns();
-	p.zz.dir = 1;
 	p.zz.ext = p.rss;
 	p.zz.ext_ts = p.peak_ts;
 	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.procs), &key, &p, BPF_NOEXIST))
@@ -132,7 +142,7 @@ static int k_track(struct mp_backend *b, pid_t pid, unsigned int group)
 		g.peak = g.rss;
 		g.peak_ts = p.peak_ts;
 	}
-	if (!g.zz.dir) {
+	if (!g.zz.dir && mode == MP_TRACK_NOW) {
 		g.zz.dir = 1;
 		g.zz.ext = g.rss;
 		g.zz.ext_ts = p.peak_ts;
@@ -142,14 +152,23 @@ static int k_track(struct mp_backend *b, pid_t pid, unsigned int group)
 	return 0;
 }
 
-static int k_wait(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec)
+static int k_fd(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+
+	return ring_buffer__epoll_fd(k->rb);
+}
+
+static int k_consume(struct mp_backend *b, mp_event_fn fn, void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	int n;
 
-	k->rec = rec;
-	n = ring_buffer__poll(k->rb, timeout_ms);
-	k->rec = NULL;
+	k->fn = fn;
+	k->ctx = ctx;
+	n = ring_buffer__consume(k->rb);
+	k->fn = NULL;
+	k->ctx = NULL;
 	if (n < 0 && n != -EINTR)
 		return n;
 	n = k->cb_err;
@@ -157,109 +176,105 @@ static int k_wait(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec)
 	return n;
 }
 
-/* A turning point still being formed: written at a tick so a rise that never fell far is kept. */
-static int pending_max(const struct kbackend *k, const struct mp_zigzag *zz, uint64_t now_pages,
-		       uint64_t *pages, double *t)
+static int k_refresh(struct mp_backend *b)
 {
-	if (zz->dir <= 0 || zz->ext <= now_pages || zz->ext_ts <= k->prev_tick_ns)
-		return 0;
-	*pages = zz->ext;
-	*t = mp_clock__epoch(&k->clock, zz->ext_ts);
-	return 1;
+	(void)b;
+	return 0; /* the maps are always current */
 }
 
-static int k_tick(struct mp_backend *b, pid_t root, unsigned int group, struct mp_recorder *rec)
+/* The top of a rise not yet reported, from a zig-zag state, in the view's units. */
+static void view_rising(const struct kbackend *k, const struct mp_zigzag *zz, uint64_t now_pages,
+			struct mp_view *v)
+{
+	v->rising = 0;
+	v->rising_t = 0;
+	if (zz->dir <= 0 || zz->ext <= now_pages)
+		return;
+	v->rising = zz->ext * k->clock.page_size;
+	v->rising_t = mp_clock__epoch(&k->clock, zz->ext_ts);
+}
+
+static void proc_view(const struct kbackend *k, pid_t pid, const struct mp_proc *p,
+		      struct mp_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->pid = pid;
+	v->ppid = p->parent;
+	v->group = p->group;
+	v->started = !(p->flags & MP_PROC_EXEC_WAIT);
+	v->rss = p->rss * k->clock.page_size;
+	v->peak = p->peak * k->clock.page_size;
+	v->peak_t = mp_clock__epoch(&k->clock, p->peak_ts);
+	view_rising(k, &p->zz, p->rss, v);
+}
+
+static int k_proc(struct mp_backend *b, pid_t pid, struct mp_view *out)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	struct mp_proc p;
+	__u32 key = pid;
+
+	if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.procs), &key, &p, 0))
+		return errno == ENOENT ? -ESRCH : -errno;
+	proc_view(k, pid, &p, out);
+	return 0;
+}
+
+static int k_group(struct mp_backend *b, unsigned int group, struct mp_view *out)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	struct mp_group g;
+	__u32 key = group;
+	uint64_t v;
+
+	if (group >= MP_MAX_GROUPS)
+		return -EINVAL;
+	if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.groups), &key, &g, 0))
+		return -errno;
+	v = g.rss < 0 ? 0 : g.rss;
+	memset(out, 0, sizeof(*out));
+	out->group = group;
+	out->started = 1;
+	out->rss = v * k->clock.page_size;
+	out->peak = g.peak * k->clock.page_size;
+	out->peak_t = mp_clock__epoch(&k->clock, g.peak_ts);
+	view_rising(k, &g.zz, v, out);
+	return 0;
+}
+
+static int k_each(struct mp_backend *b, unsigned int group, mp_view_fn fn, void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	int pfd = bpf_map__fd(k->skel->maps.procs);
-	uint64_t ps = k->clock.page_size, now_ns = mp_clock__now_mono_ns(), ext;
-	double now = mp_clock__epoch(&k->clock, now_ns), ext_t;
-	__u32 key, next, *prev = NULL;
-	struct mp_proc p;
-	int err = 0;
+	__u32 in_tok = 0, out_tok = 0;
+	void *in = NULL;
+	struct mp_view v;
+	int err, done = 0;
 
-	if (k->opts.include_children) {
-		struct mp_group g;
-		__u32 gkey = group;
-		uint64_t v;
+	/*
+	 * Batched reads walk the hash table by bucket, so processes exiting meanwhile never make
+	 * the walk restart (bpf_map_get_next_key() does, from the first key, when its key is gone).
+	 */
+	while (!done) {
+		__u32 n = BATCH;
 
-		if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.groups), &gkey, &g,
-					      0))
-			return -errno;
-		v = g.rss < 0 ? 0 : g.rss;
-		if (pending_max(k, &g.zz, v, &ext, &ext_t))
-			err = mp_recorder__mem(rec, ext_t, ext * ps);
-		if (!err)
-			err = mp_recorder__mem(rec, now, v * ps);
-	} else {
-		key = root;
-		if (!bpf_map_lookup_elem_flags(pfd, &key, &p, 0)) {
-			if (pending_max(k, &p.zz, p.rss, &ext, &ext_t))
-				err = mp_recorder__mem(rec, ext_t, ext * ps);
-			if (!err)
-				err = mp_recorder__mem(rec, now, p.rss * ps);
+		err = bpf_map_lookup_batch(pfd, in, &out_tok, k->batch_keys, k->batch_vals, &n,
+					   NULL);
+		if (err) {
+			if (errno != ENOENT)
+				return -errno;
+			done = 1; /* the last batch, possibly empty */
 		}
-	}
-	if (!k->opts.multiprocess || err)
-		goto out;
-	while (!err && !bpf_map_get_next_key(pfd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if ((pid_t)key == root || bpf_map_lookup_elem_flags(pfd, &key, &p, 0) ||
-		    p.group != group)
-			continue;
-		if (pending_max(k, &p.zz, p.rss, &ext, &ext_t))
-			err = mp_recorder__chld(rec, key, ext_t, ext * ps);
-		if (!err)
-			err = mp_recorder__chld(rec, key, now, p.rss * ps);
-	}
-out:
-	k->prev_tick_ns = now_ns;
-	return err;
-}
-
-static int k_finish(struct mp_backend *b, pid_t root, unsigned int group, struct mp_recorder *rec)
-{
-	struct kbackend *k = (struct kbackend *)b;
-	int pfd = bpf_map__fd(k->skel->maps.procs);
-	uint64_t ps = k->clock.page_size;
-	__u32 key, next, *prev = NULL;
-	struct mp_proc p;
-	int err;
-
-	k->rec = rec;
-	err = ring_buffer__consume(k->rb);
-	k->rec = NULL;
-	if (err < 0)
-		return err;
-	if (k->cb_err)
-		return k->cb_err;
-	if (k->opts.include_children) {
-		struct mp_group g;
-		__u32 gkey = group;
-
-		if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.groups), &gkey, &g,
-					      0))
-			return -errno;
-		err = mp_recorder__mem_peak(rec, mp_clock__epoch(&k->clock, g.peak_ts),
-					    g.peak * ps);
-		if (err)
-			return err;
-	}
-	/* processes still alive (timeout, or descendants outliving the root) */
-	while (!bpf_map_get_next_key(pfd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem_flags(pfd, &key, &p, 0) || p.group != group)
-			continue;
-		if ((pid_t)key == root && !k->opts.include_children)
-			err = mp_recorder__mem_peak(rec, mp_clock__epoch(&k->clock, p.peak_ts),
-						    p.peak * ps);
-		else if ((pid_t)key != root)
-			err = mp_recorder__chld_peak(rec, key, mp_clock__epoch(&k->clock, p.peak_ts),
-						     p.peak * ps);
-		if (err)
-			return err;
+		for (__u32 i = 0; i < n; i++) {
+			if (k->batch_vals[i].group != group)
+				continue;
+			proc_view(k, k->batch_keys[i], &k->batch_vals[i], &v);
+			err = fn(ctx, &v);
+			if (err)
+				return err;
+		}
+		in_tok = out_tok;
+		in = &in_tok;
 	}
 	return 0;
 }
@@ -314,74 +329,26 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	return 0;
 }
 
-static int attach_usdt(struct kbackend *k, struct bpf_program *prog, pid_t pid, const char *path,
-		       const char *probe)
-{
-	struct bpf_link **nl, *l;
-
-	l = bpf_program__attach_usdt(prog, pid, path, "mprof", probe, NULL);
-	if (!l)
-		return -errno;
-	nl = realloc(k->links, (k->nlinks + 1) * sizeof(*nl));
-	if (!nl) {
-		bpf_link__destroy(l);
-		return -ENOMEM;
-	}
-	k->links = nl;
-	k->links[k->nlinks++] = l;
-	return 0;
-}
-
-static int k_listen_hook(struct mp_backend *b, pid_t pid, const char *dir)
-{
-	struct kbackend *k = (struct kbackend *)b;
-	struct dirent *de;
-	int n = 0, err = 0;
-	DIR *d;
-
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while (!err && (de = readdir(d))) {
-		char path[4096];
-		size_t len = strlen(de->d_name);
-
-		/* one _mprof_hook.<abi>.so per interpreter; the child loads one of them */
-		if (strncmp(de->d_name, "_mprof_hook", 11) || len < 3 ||
-		    strcmp(de->d_name + len - 3, ".so"))
-			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
-			continue;
-		err = attach_usdt(k, k->skel->progs.on_func_entry, pid, path, "func_entry");
-		if (!err)
-			err = attach_usdt(k, k->skel->progs.on_func_exit, pid, path, "func_exit");
-		if (!err)
-			err = attach_usdt(k, k->skel->progs.on_timestamp, pid, path, "timestamp");
-		if (!err)
-			n++;
-	}
-	closedir(d);
-	return err ? err : n;
-}
-
 static void k_free(struct mp_backend *b)
 {
 	struct kbackend *k = (struct kbackend *)b;
 
 	if (!k)
 		return;
-	for (size_t i = 0; i < k->nlinks; i++)
-		bpf_link__destroy(k->links[i]);
-	free(k->links);
 	if (k->page)
 		munmap(k->page, k->page_len);
 	ring_buffer__free(k->rb);
 	mprof_bpf__destroy(k->skel);
+	/* lazily: another tracer may have opened it since */
+	if (k->mounted_tracefs)
+		umount2("/sys/kernel/tracing", MNT_DETACH);
+	free(k->batch_keys);
+	free(k->batch_vals);
 	free(k);
 }
 
 /* The classic tracepoint is attached through tracefs: mount it where libbpf looks if absent. */
-static int ensure_tracefs(void)
+static int ensure_tracefs(struct kbackend *k)
 {
 	struct statfs sf;
 
@@ -391,15 +358,21 @@ static int ensure_tracefs(void)
 		return 0;
 	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL))
 		return -errno;
+	k->mounted_tracefs = 1;
 	return 0;
 }
 
 /* Open, configure, load and attach the BPF object with one of the two rss_stat programs. */
 static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **reason)
 {
-	double g = k->opts.granularity_mib > 0 ? k->opts.granularity_mib : 1.0;
-	uint64_t pages = (uint64_t)(g * 1048576.0 / k->clock.page_size);
+	double g = k->opts.granularity_mib;
+	uint64_t pages;
 	int err;
+
+	/* the caller bounds it; a value out of range must still not overflow the conversion */
+	if (!(g > 0) || g > 1048576.0)
+		g = 1.0;
+	pages = (uint64_t)(g * 1048576.0 / k->clock.page_size);
 
 	k->skel = mprof_bpf__open();
 	if (!k->skel) {
@@ -422,7 +395,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat_tp, use_tp);
 	k->base.method = use_tp ? "tracepoint/kmem/rss_stat" : "tp_btf/rss_stat";
 	if (use_tp) {
-		err = ensure_tracefs();
+		err = ensure_tracefs(k);
 		if (err) {
 			*reason = "tracefs is not mounted and cannot be mounted";
 			return err;
@@ -465,6 +438,13 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	if (!k)
 		return -ENOMEM;
 	k->opts = *opts;
+	k->batch_keys = calloc(BATCH, sizeof(*k->batch_keys));
+	k->batch_vals = calloc(BATCH, sizeof(*k->batch_vals));
+	if (!k->batch_keys || !k->batch_vals) {
+		err = -ENOMEM;
+		reason = "out of memory";
+		goto fail;
+	}
 	err = mp_clock__init(&k->clock);
 	if (err) {
 		reason = "cannot read the clocks";
@@ -495,17 +475,18 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 		reason = "cannot set up the ring buffer";
 		goto fail;
 	}
-	k->prev_tick_ns = mp_clock__now_mono_ns();
 	k->base.name = "kernel";
 	k->base.track = k_track;
-	k->base.wait = k_wait;
-	k->base.tick = k_tick;
-	k->base.finish = k_finish;
+	k->base.fd = k_fd;
+	k->base.consume = k_consume;
+	k->base.refresh = k_refresh;
+	k->base.proc = k_proc;
+	k->base.group = k_group;
+	k->base.each = k_each;
 	k->base.stats = k_stats;
 	k->base.free = k_free;
 	k->base.rss_page_fd = k_rss_page_fd;
 	k->base.share_rss = k_share_rss;
-	k->base.listen_hook = k_listen_hook;
 	*out = &k->base;
 	return 0;
 fail:

@@ -8,15 +8,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend.h"
 
 struct pbackend {
 	struct mp_backend base;
 	struct mp_backend_opts opts;
-	pid_t *pids; /* scratch: the tree of the current tick */
+	struct root *roots;
+	size_t nroots;
+	pid_t *pids; /* scratch: the trees of the current refresh */
 	size_t npids, cappids;
+	struct mp_view *kids; /* descendants as read at the last refresh */
+	size_t nkids, capkids;
+};
+
+/* A root and what its tree measured at the last refresh. */
+struct root {
+	pid_t pid;
+	unsigned int group;
+	int gone;
+	uint64_t self;	/* bytes: the root alone */
+	uint64_t sum;	/* bytes: the root and its descendants */
+	uint64_t self_peak, sum_peak;
+	double self_peak_t, sum_peak_t;
 };
 
 static int add_pid(struct pbackend *p, pid_t pid)
@@ -65,71 +79,190 @@ static int add_children(struct pbackend *p, pid_t pid)
 	return err;
 }
 
-static int p_track(struct mp_backend *b, pid_t pid, unsigned int group)
+static int kid_push(struct pbackend *p, pid_t pid, pid_t root, unsigned int group,
+		    uint64_t rss, double now)
 {
-	(void)b;
-	(void)pid;
-	(void)group;
-	return 0; /* descendants are found by walking /proc at each tick */
-}
+	struct mp_view *v;
 
-static int p_wait(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec)
-{
-	struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+	if (p->nkids == p->capkids) {
+		size_t ncap = p->capkids ? p->capkids * 2 : 64;
+		struct mp_view *nk = realloc(p->kids, ncap * sizeof(*nk));
 
-	(void)b;
-	(void)rec;
-	if (timeout_ms > 0)
-		nanosleep(&ts, NULL); /* a signal cuts it short, which is what the caller wants */
+		if (!nk)
+			return -ENOMEM;
+		p->kids = nk;
+		p->capkids = ncap;
+	}
+	v = &p->kids[p->nkids++];
+	memset(v, 0, sizeof(*v));
+	v->pid = pid;
+	v->ppid = root; /* the tree's root: /proc does not say more without another read */
+	v->group = group;
+	v->started = 1;
+	v->rss = v->peak = rss;
+	v->peak_t = now;
 	return 0;
 }
 
-static uint64_t rss_of(pid_t pid)
+static int p_track(struct mp_backend *b, pid_t pid, unsigned int group, enum mp_track_mode mode)
+{
+	struct pbackend *p = (struct pbackend *)b;
+	struct root *nr;
+
+	(void)mode; /* the loop lets a spawned command run only once it has exec'd */
+	nr = realloc(p->roots, (p->nroots + 1) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	p->roots = nr;
+	memset(&p->roots[p->nroots], 0, sizeof(*nr));
+	p->roots[p->nroots].pid = pid;
+	p->roots[p->nroots].group = group;
+	p->nroots++;
+	return 0; /* descendants are found by walking /proc at each refresh */
+}
+
+static int p_fd(struct mp_backend *b)
+{
+	(void)b;
+	return -1;
+}
+
+static int p_consume(struct mp_backend *b, mp_event_fn fn, void *ctx)
+{
+	(void)b;
+	(void)fn;
+	(void)ctx;
+	return 0; /* no events: every value is read at a refresh */
+}
+
+/* RSS of @pid in bytes; 0 with *gone set when it has exited. */
+static uint64_t rss_of(pid_t pid, int *gone)
 {
 	uint64_t m[3];
+	int err = mp_proc_rss(pid, m);
 
-	if (mp_proc_rss(pid, m))
+	*gone = err == -ESRCH;
+	if (err)
 		return 0;
 	return m[0] + m[1] + m[2];
 }
 
-static int p_tick(struct mp_backend *b, pid_t root, unsigned int group, struct mp_recorder *rec)
+static void raise_peak(uint64_t v, double now, uint64_t *peak, double *peak_t)
+{
+	if (v > *peak || *peak_t == 0) {
+		*peak = v;
+		*peak_t = now;
+	}
+}
+
+static int p_refresh(struct mp_backend *b)
 {
 	struct pbackend *p = (struct pbackend *)b;
 	double now = mp_clock__now_epoch();
-	uint64_t total;
 	int err = 0;
 
-	(void)group;
-	total = rss_of(root);
-	if (p->opts.include_children || p->opts.multiprocess) {
-		p->npids = 0;
-		err = add_children(p, root);
-		/* breadth-first: the list grows while we walk it */
-		for (size_t i = 0; i < p->npids && !err; i++)
-			err = add_children(p, p->pids[i]);
-		for (size_t i = 0; i < p->npids && !err; i++) {
-			uint64_t v = rss_of(p->pids[i]);
+	p->nkids = 0;
+	for (size_t r = 0; r < p->nroots && !err; r++) {
+		struct root *rt = &p->roots[r];
 
-			if (p->opts.include_children)
-				total += v;
-			if (p->opts.multiprocess)
-				err = mp_recorder__chld(rec, p->pids[i], now, v);
+		rt->self = rss_of(rt->pid, &rt->gone);
+		rt->sum = rt->self;
+		if (rt->gone)
+			continue;
+		if (p->opts.descendants) {
+			p->npids = 0;
+			err = add_children(p, rt->pid);
+			/* breadth first: the list grows while we walk it */
+			for (size_t i = 0; i < p->npids && !err; i++)
+				err = add_children(p, p->pids[i]);
+			for (size_t i = 0; i < p->npids && !err; i++) {
+				int gone;
+				uint64_t v = rss_of(p->pids[i], &gone);
+
+				if (gone)
+					continue;
+				rt->sum += v;
+				err = kid_push(p, p->pids[i], rt->pid, rt->group, v, now);
+			}
 		}
+		raise_peak(rt->self, now, &rt->self_peak, &rt->self_peak_t);
+		raise_peak(rt->sum, now, &rt->sum_peak, &rt->sum_peak_t);
 	}
-	if (!err)
-		err = mp_recorder__mem(rec, now, total);
 	return err;
 }
 
-static int p_finish(struct mp_backend *b, pid_t root, unsigned int group,
-		    struct mp_recorder *rec)
+static void root_view(const struct root *rt, struct mp_view *out)
 {
-	(void)b;
-	(void)root;
-	(void)group;
-	(void)rec;
-	return 0; /* every value it knows was written at its tick */
+	memset(out, 0, sizeof(*out));
+	out->pid = rt->pid;
+	out->group = rt->group;
+	out->started = 1;
+	out->rss = rt->self;
+	out->peak = rt->self_peak;
+	out->peak_t = rt->self_peak_t;
+}
+
+static int p_proc(struct mp_backend *b, pid_t pid, struct mp_view *out)
+{
+	struct pbackend *p = (struct pbackend *)b;
+
+	for (size_t r = 0; r < p->nroots; r++) {
+		if (p->roots[r].pid != pid)
+			continue;
+		if (p->roots[r].gone)
+			return -ESRCH;
+		root_view(&p->roots[r], out);
+		return 0;
+	}
+	for (size_t i = 0; i < p->nkids; i++) {
+		if (p->kids[i].pid == pid) {
+			*out = p->kids[i];
+			return 0;
+		}
+	}
+	return -ESRCH;
+}
+
+static int p_group(struct mp_backend *b, unsigned int group, struct mp_view *out)
+{
+	struct pbackend *p = (struct pbackend *)b;
+
+	memset(out, 0, sizeof(*out));
+	out->group = group;
+	out->started = 1;
+	for (size_t r = 0; r < p->nroots; r++) {
+		const struct root *rt = &p->roots[r];
+
+		if (rt->group != group)
+			continue;
+		out->rss += rt->sum;
+		raise_peak(rt->sum_peak, rt->sum_peak_t, &out->peak, &out->peak_t);
+	}
+	return 0;
+}
+
+static int p_each(struct mp_backend *b, unsigned int group, mp_view_fn fn, void *ctx)
+{
+	struct pbackend *p = (struct pbackend *)b;
+	struct mp_view v;
+	int err;
+
+	for (size_t r = 0; r < p->nroots; r++) {
+		if (p->roots[r].group != group || p->roots[r].gone)
+			continue;
+		root_view(&p->roots[r], &v);
+		err = fn(ctx, &v);
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < p->nkids; i++) {
+		if (p->kids[i].group != group)
+			continue;
+		err = fn(ctx, &p->kids[i]);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 static void p_stats(struct mp_backend *b, struct mp_backend_stats *out)
@@ -144,7 +277,9 @@ static void p_free(struct mp_backend *b)
 
 	if (!p)
 		return;
+	free(p->roots);
 	free(p->pids);
+	free(p->kids);
 	free(p);
 }
 
@@ -158,9 +293,12 @@ int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *
 	p->base.name = "proc";
 	p->base.method = "/proc polling";
 	p->base.track = p_track;
-	p->base.wait = p_wait;
-	p->base.tick = p_tick;
-	p->base.finish = p_finish;
+	p->base.fd = p_fd;
+	p->base.consume = p_consume;
+	p->base.refresh = p_refresh;
+	p->base.proc = p_proc;
+	p->base.group = p_group;
+	p->base.each = p_each;
 	p->base.stats = p_stats;
 	p->base.free = p_free;
 	*out = &p->base;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct fstack {
 };
 
 struct mp_recorder {
+	struct mp_sink sink; /* first: the loop's handle is the recorder */
 	struct mp_dat *dat;
 	struct mp_recorder_opts opts;
 	struct point *pend;
@@ -52,7 +54,13 @@ struct mp_recorder {
 	double last_t; /* time of the latest point written */
 	struct fstack **stacks;
 	size_t nstacks;
+	int started;	    /* the root has exec'd (or was running already) */
+	double prev_tick_t; /* epoch of the previous tick */
 };
+
+static int sink_event(struct mp_sink *s, const struct mp_sample *ev);
+static int sink_tick(struct mp_sink *s, struct mp_backend *be, double now);
+static int sink_finish(struct mp_sink *s, struct mp_backend *be);
 
 int mp_recorder__new(struct mp_recorder **out, struct mp_dat *dat,
 		     const struct mp_recorder_opts *opts)
@@ -63,8 +71,22 @@ int mp_recorder__new(struct mp_recorder **out, struct mp_dat *dat,
 		return -ENOMEM;
 	r->dat = dat;
 	r->opts = *opts;
+	r->started = !opts->wait_exec;
+	r->sink.event = sink_event;
+	r->sink.tick = sink_tick;
+	r->sink.finish = sink_finish;
 	*out = r;
 	return 0;
+}
+
+struct mp_sink *mp_recorder__sink(struct mp_recorder *r)
+{
+	return &r->sink;
+}
+
+int mp_recorder__started(const struct mp_recorder *r)
+{
+	return r->started;
 }
 
 void mp_recorder__free(struct mp_recorder *r)
@@ -265,12 +287,14 @@ int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
 			return mp_recorder__mem(r, s->t, s->bytes);
 		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_GROUP_EXTREME:
-		if (r->opts.include_children)
+		if (r->opts.include_children && r->started && s->group == r->opts.group)
 			return mp_recorder__mem(r, s->t, s->bytes);
 		return 0;
 	case MP_EV_FORK:
 		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_EXIT:
+		if (is_root && !r->started)
+			return 0; /* it never became the command: exec failed */
 		/* The peak first: it is earlier than the exit, and the sort keeps them in order. */
 		if (is_root && !r->opts.include_children) {
 			if (s->peak_t > 0) {
@@ -287,11 +311,110 @@ int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
 		}
 		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_EXEC:
-		return 0;
+		/* a new image: its first value (for a spawned root, the first of the series) */
+		if (is_root) {
+			r->started = 1;
+			return mp_recorder__mem(r, s->t,
+						r->opts.include_children ? s->group_bytes : s->bytes);
+		}
+		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_FUNC:
 		return on_func(r, s);
 	}
 	return -EINVAL;
+}
+
+static int sink_event(struct mp_sink *s, const struct mp_sample *ev)
+{
+	return mp_recorder__on_sample((struct mp_recorder *)s, ev);
+}
+
+/* A rise not yet turned when the tick came: its top, if it is new since the previous tick. */
+static int rising(struct mp_recorder *r, const struct mp_view *v)
+{
+	if (!v->rising || v->rising_t <= r->prev_tick_t)
+		return 0;
+	if (v->pid && v->pid != r->opts.root)
+		return mp_recorder__chld(r, v->pid, v->rising_t, v->rising);
+	return mp_recorder__mem(r, v->rising_t, v->rising);
+}
+
+struct tick_ctx {
+	struct mp_recorder *r;
+	double now;
+};
+
+static int tick_child(void *ctx, const struct mp_view *v)
+{
+	struct tick_ctx *c = ctx;
+	int err;
+
+	if (v->pid == c->r->opts.root || !v->started)
+		return 0;
+	err = rising(c->r, v);
+	return err ? err : mp_recorder__chld(c->r, v->pid, c->now, v->rss);
+}
+
+static int sink_tick(struct mp_sink *s, struct mp_backend *be, double now)
+{
+	struct mp_recorder *r = (struct mp_recorder *)s;
+	struct mp_view v;
+	int err = 0;
+
+	if (!r->started && !be->proc(be, r->opts.root, &v) && v.started)
+		r->started = 1; /* the exec record may still be on its way */
+	if (!r->started)
+		return 0;
+	if (r->opts.include_children)
+		err = be->group(be, r->opts.group, &v);
+	else
+		err = be->proc(be, r->opts.root, &v);
+	if (!err) {
+		err = rising(r, &v);
+		if (!err)
+			err = mp_recorder__mem(r, now, v.rss);
+	} else if (err == -ESRCH) {
+		err = 0; /* the root is gone; its exit record says the rest */
+	}
+	if (!err && r->opts.multiprocess) {
+		struct tick_ctx c = { r, now };
+
+		err = be->each(be, r->opts.group, tick_child, &c);
+	}
+	r->prev_tick_t = now;
+	if (!err)
+		err = mp_recorder__flush(r, now - r->opts.hold);
+	return err;
+}
+
+static int finish_proc(void *ctx, const struct mp_view *v)
+{
+	struct mp_recorder *r = ctx;
+
+	if (!v->started)
+		return 0;
+	if (v->pid == r->opts.root)
+		return r->opts.include_children ? 0 : mp_recorder__mem_peak(r, v->peak_t, v->peak);
+	return mp_recorder__chld_peak(r, v->pid, v->peak_t, v->peak);
+}
+
+static int sink_finish(struct mp_sink *s, struct mp_backend *be)
+{
+	struct mp_recorder *r = (struct mp_recorder *)s;
+	struct mp_view v;
+	int err = 0;
+
+	if (r->started && r->opts.include_children) {
+		err = be->group(be, r->opts.group, &v);
+		if (!err && v.peak)
+			err = mp_recorder__mem_peak(r, v.peak_t, v.peak);
+	}
+	/* processes still alive (timeout, or descendants outliving the root) */
+	if (!err && r->started)
+		err = be->each(be, r->opts.group, finish_proc, r);
+	if (!err)
+		err = mp_recorder__flush(r, INFINITY);
+	return err;
 }
 
 static int point_cmp(const void *a, const void *b)

@@ -15,13 +15,24 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "dat.h"
 #include "event.h"
+#include "sink.h"
 
 struct mp_recorder_opts {
 	pid_t root;
+	unsigned int group; /* the root's group in the backend */
 	int include_children;
 	int multiprocess;
+	/*
+	 * Seconds a point is held back before it is written (about one interval): a turning point,
+	 * which the kernel reports only once the value has moved away from it, then takes its place
+	 * in time order.
+	 */
+	double hold;
+	/* The root is a spawned command: nothing is written before its exec is seen. */
+	int wait_exec;
 };
 
 struct mp_recorder;
@@ -63,6 +74,17 @@ int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s);
  * error.
  */
 int mp_recorder__flush(struct mp_recorder *r, double upto);
+
+/*
+ * The recorder as a sink of the recording loop: events go to mp_recorder__on_sample(); a tick
+ * writes the current value of the series (and, when a rise has not yet turned, its top) and
+ * flushes what is older than the hold time; finish writes the peaks the backend knows and
+ * flushes everything. The sink lives as long as the recorder.
+ */
+struct mp_sink *mp_recorder__sink(struct mp_recorder *r);
+
+/* Has the root started (exec'd, for a spawned command)? */
+int mp_recorder__started(const struct mp_recorder *r);
 
 /* Highest MEM value written or pending, in bytes. */
 uint64_t mp_recorder__mem_max(const struct mp_recorder *r);

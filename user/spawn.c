@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -8,8 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "spawn.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int parse_id(const char *s, unsigned long *out)
 {
@@ -30,15 +43,21 @@ int mp_cred__from_sudo(struct mp_cred *c)
 	int n = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (geteuid() != 0 || !su || !sg)
+	if (geteuid() != 0 || !su)
 		return 0;
-	if (parse_id(su, &uid) || parse_id(sg, &gid))
+	if (parse_id(su, &uid) || (sg && parse_id(sg, &gid)))
 		return -EINVAL;
 	if (uid == 0)
 		return 0; /* sudo from root: nothing to drop */
+	pw = getpwuid(uid);
+	if (!sg) {
+		/* never fall back to root's group: the user's own primary group, or nothing */
+		if (!pw)
+			return -ENOENT;
+		gid = pw->pw_gid;
+	}
 	c->uid = uid;
 	c->gid = gid;
-	pw = getpwuid(c->uid);
 	if (pw) {
 		getgrouplist(pw->pw_name, c->gid, NULL, &n);
 		if (n > 0) {
@@ -89,16 +108,34 @@ int mp_cred__leave(const struct mp_cred *c)
 	return 0;
 }
 
-int mp_find_command(const char *name)
+/* Is @file an executable regular file? 0 or -errno. */
+static int executable(const char *file)
+{
+	struct stat st;
+
+	if (stat(file, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES; /* what execve() says of a device or a socket */
+	return access(file, X_OK) ? -errno : 0;
+}
+
+int mp_find_command(const char *name, char *out, size_t size)
 {
 	const char *path = getenv("PATH");
-	int err = -ENOENT;
+	int err = -ENOENT, e;
 	char buf[PATH_MAX];
 
 	if (!*name)
 		return -ENOENT;
-	if (strchr(name, '/'))
-		return access(name, X_OK) ? -errno : 0;
+	if (strchr(name, '/')) {
+		e = executable(name);
+		if (!e && out && snprintf(out, size, "%s", name) >= (int)size)
+			return -ENAMETOOLONG;
+		return e;
+	}
 	if (!path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	while (*path) {
@@ -107,9 +144,13 @@ int mp_find_command(const char *name)
 
 		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, len ? path : ".", name) <
 		    (int)sizeof(buf)) {
-			if (!access(buf, X_OK))
+			e = executable(buf);
+			if (!e) {
+				if (out && snprintf(out, size, "%s", buf) >= (int)size)
+					return -ENAMETOOLONG;
 				return 0;
-			if (errno == EACCES)
+			}
+			if (e == -EACCES)
 				err = -EACCES;
 		}
 		path += len;
@@ -163,14 +204,14 @@ static void child_main(int go_fd, int err_fd, char *const argv[], const struct m
 	close(go_fd);
 	if (n && putenv(env))
 		goto fail;
-	if (so->pass_fd >= 0) {
+	for (int i = 0; i < so->npass; i++) {
 		char num[16];
-		int fd = dup(so->pass_fd); /* the copy has no FD_CLOEXEC: it survives exec */
+		int fd = dup(so->pass[i].fd); /* the copy has no FD_CLOEXEC: it survives exec */
 
 		if (fd < 0)
 			goto fail;
 		snprintf(num, sizeof(num), "%d", fd);
-		if (setenv(so->pass_fd_env, num, 1))
+		if (setenv(so->pass[i].env, num, 1))
 			goto fail;
 	}
 	if (so->path_env && prefix_path(so->path_env, so->path_dir))
@@ -243,4 +284,75 @@ int mp_child__release(struct mp_child *c, const char *env)
 	if (n == sizeof(child_err))
 		return -child_err;
 	return 0;
+}
+
+int mp_capture(char *const argv[], const struct mp_cred *cred, char *out, size_t size,
+	       int timeout_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	size_t len = 0;
+	int p[2], st, err = 0;
+	pid_t pid;
+
+	if (!size)
+		return -EINVAL;
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(p[0]);
+		close(p[1]);
+		return err;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0)
+			_exit(127);
+		if (cred->drop &&
+		    (setgroups(cred->ngroups, cred->groups) || setgid(cred->gid) || setuid(cred->uid)))
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		uint64_t now = mono_ms();
+		ssize_t n;
+		int r;
+
+		if (now >= deadline) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		r = poll(&pfd, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		if (r == 0)
+			continue;
+		n = read(p[0], out + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == size - 1)
+			break;
+	}
+	close(p[0]);
+	out[len] = 0;
+	if (err)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return err ? err : -errno;
+	if (!err && (!WIFEXITED(st) || WEXITSTATUS(st)))
+		err = -ECHILD;
+	return err;
 }

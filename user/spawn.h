@@ -18,8 +18,10 @@ struct mp_cred {
 
 /*
  * Fill @c from SUDO_UID/SUDO_GID when running as root under sudo (the user's supplementary groups
- * from the group database), else leave drop at 0. Returns 0 or -errno (-EINVAL for a malformed
- * SUDO_UID/SUDO_GID). Release with mp_cred__release().
+ * from the group database), else leave drop at 0. Without SUDO_GID the group is the user's
+ * primary group from the passwd database. Returns 0 or -errno: -EINVAL for a malformed
+ * SUDO_UID/SUDO_GID, -ENOENT when SUDO_GID is missing and the passwd database does not know
+ * SUDO_UID (never root in that case: the caller must refuse). Release with mp_cred__release().
  */
 int mp_cred__from_sudo(struct mp_cred *c);
 void mp_cred__release(struct mp_cred *c);
@@ -32,10 +34,11 @@ int mp_cred__enter(const struct mp_cred *c);
 int mp_cred__leave(const struct mp_cred *c);
 
 /*
- * Find @name like execvp() would (a name with a slash is taken as is). Returns 0 when it exists
- * and is executable by the real user, else -errno (-ENOENT, -EACCES).
+ * Find @name like execvp() would (a name with a slash is taken as is). Returns 0 when it is a
+ * regular file executable by the real user, else -errno (-ENOENT, -EACCES, -EISDIR for a
+ * directory). With @path not NULL, the file found is stored there (@size bytes).
  */
-int mp_find_command(const char *name);
+int mp_find_command(const char *name, char *path, size_t size);
 
 struct mp_child {
 	pid_t pid;
@@ -43,12 +46,17 @@ struct mp_child {
 	int err_fd; /* read end: the child's exec errno, or EOF once exec succeeded */
 };
 
+#define MP_SPAWN_MAX_FDS 2
+
 /* What the child gets besides its arguments. */
 struct mp_spawn_opts {
 	const struct mp_cred *cred; /* who it runs as */
-	int pass_fd;		    /* >= 0: inherited (as a new fd) ... */
-	const char *pass_fd_env;    /* ... and named in this environment variable */
-	const char *path_env;	    /* NULL, or a variable to prefix with path_dir (PYTHONPATH) */
+	struct {
+		int fd;		 /* inherited (as a new fd, without close-on-exec) ... */
+		const char *env; /* ... and named in this environment variable */
+	} pass[MP_SPAWN_MAX_FDS];
+	int npass;
+	const char *path_env; /* NULL, or a variable to prefix with path_dir (PYTHONPATH) */
 	const char *path_dir;
 };
 
@@ -65,5 +73,13 @@ int mp_child__spawn(struct mp_child *c, char *const argv[], const struct mp_spaw
  * it failed with.
  */
 int mp_child__release(struct mp_child *c, const char *env);
+
+/*
+ * Run @argv as @cred (stdin /dev/null, stderr kept) and store what it prints on stdout, at most
+ * @size - 1 bytes and a NUL, in @out. Gives up after @timeout_ms (the command is killed).
+ * Returns 0 when it exited with status 0, -ETIMEDOUT, -ECHILD for another status, or -errno.
+ */
+int mp_capture(char *const argv[], const struct mp_cred *cred, char *out, size_t size,
+	       int timeout_ms);
 
 #endif

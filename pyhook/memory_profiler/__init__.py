@@ -22,6 +22,10 @@ except ImportError as e:  # built for other interpreters only
         "run `make pyhook PYTHONS=%s`" % (sys.version.split()[0], e, sys.executable)
     ) from None
 
+# The loader's fds were taken by the hook (or refused): their numbers must not reach children.
+os.environ.pop('MPROF_RSS_FD', None)
+os.environ.pop('MPROF_FUNC_FD', None)
+
 __version__ = '0.61.0'
 
 _TWO_20 = float(2 ** 20)
@@ -351,10 +355,10 @@ class TimeStamper(object):
         return f
 
     def show_results(self, stream=None):
-        # Under `mprof run` the loader follows the hook's USDT probes and writes the FUNC lines
-        # itself, as each call ends (so they survive a killed child): writing them again here
-        # would duplicate every line.
-        if os.environ.get("MPROF_FUNC_LINES") == "kernel":
+        # Under `mprof run` (kernel backend) the hook hands each call boundary to the loader
+        # through a pipe and the loader writes the FUNC lines as calls end (so they survive a
+        # killed child): writing them again here would duplicate every line.
+        if _hook.func_pipe()[0]:
             return
         if stream is None:
             stream = sys.stdout

@@ -102,3 +102,22 @@ def line_of(script, text):
             if text in line:
                 return i
     raise AssertionError('%r not in %s' % (text, script))
+
+
+RSS_PAGE_SIZE = 544  # sizeof(struct mp_rss_shared): 4 u32, 2 u64, 64 u64 peak slots
+
+
+def bpf_rss_map():
+    """A real BPF map like the loader's: an mmap-able array of one RSS page (needs root)."""
+    import ctypes
+    import struct
+    if os.geteuid() != 0:
+        pytest.skip('creating a BPF map needs root')
+    libc = ctypes.CDLL(None, use_errno=True)
+    BPF_MAP_CREATE, BPF_MAP_TYPE_ARRAY, BPF_F_MMAPABLE, SYS_bpf = 0, 2, 0x400, 321
+    attr = ctypes.create_string_buffer(
+        struct.pack('IIIII', BPF_MAP_TYPE_ARRAY, 4, RSS_PAGE_SIZE, 1, BPF_F_MMAPABLE), 128)
+    fd = libc.syscall(SYS_bpf, BPF_MAP_CREATE, attr, 128)
+    if fd < 0:
+        pytest.skip('cannot create a BPF map: %s' % os.strerror(ctypes.get_errno()))
+    return fd

@@ -3,7 +3,10 @@ import json
 import os
 import struct
 
-from conftest import MIB, line_of, parse_report, results_rows, row, run, table
+import pytest
+
+
+from conftest import bpf_rss_map, MIB, line_of, parse_report, results_rows, row, run, table
 
 
 def _json(py, script, **kw):
@@ -81,12 +84,14 @@ def test_threads_do_not_corrupt_the_report(py):
 
 
 def test_kernel_page_exact_attribution(py):
-    """A fake loader page: exact current values, peaks, nesting, no notice."""
-    fd = os.memfd_create('mprof-rss')
+    """The loader's page (a real BPF map) written by the test: exact values, peaks, nesting."""
+    import mmap
+    fd = bpf_rss_map()
     fd2 = os.dup(fd)
     try:
-        os.ftruncate(fd, 4096)
-        os.pwrite(fd, struct.pack('IIII', 0x5352504d, 1, 64, 0), 0)
+        m = mmap.mmap(fd, 4096)
+        m[0:16] = struct.pack('IIII', 0x5352504d, 1, 64, 0)
+        m.close()
         r = run(py, ['shared_page.py'], env={'MPROF_RSS_FD': str(fd), 'TEST_FD': str(fd2)},
                 pass_fds=(fd, fd2))
     finally:
@@ -108,3 +113,56 @@ def test_kernel_page_exact_attribution(py):
     g = {ln: (inc / MIB, peak / MIB) for ln, (inc, peak, occ)
          in results_rows(d['results'], '__main__.g').items()}
     assert g[L('set_rss(170)')] == (20, 170)
+
+
+ENV_PROBE = ("import os, memory_profiler as mp\n"
+             "@mp.profile\n"
+             "def f():\n"
+             "    return 1\n"
+             "f()\n"
+             "print(mp._hook.rss_source()[0], os.environ.get('MPROF_RSS_FD'), "
+             "os.environ.get('MPROF_FUNC_FD'))")
+
+
+@pytest.mark.parametrize('what', ['empty file', 'memfd page', 'pipe', 'bad number'])
+def test_bad_rss_fd_falls_back_without_crashing(py, tmp_path, what):
+    """Anything but the loader's map as MPROF_RSS_FD: statm, one notice, no SIGBUS, no stale env."""
+    fds = []
+    if what == 'empty file':
+        fds = [os.open(str(tmp_path / 'empty'), os.O_RDWR | os.O_CREAT, 0o600)]
+    elif what == 'memfd page':
+        fds = [os.memfd_create('mprof-rss')]
+        os.ftruncate(fds[0], 4096)
+        os.pwrite(fds[0], struct.pack('IIII', 0x5352504d, 1, 64, 0), 0)
+    elif what == 'pipe':
+        fds = list(os.pipe())
+    env = {'MPROF_RSS_FD': str(fds[0]) if fds else '12x', 'MPROF_FUNC_FD': '99'}
+    try:
+        r = run(py, [probe_script(tmp_path)], env=env, pass_fds=tuple(fds))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1].split() == ['statm', 'None', 'None'], r.stdout
+    assert "MPROF_RSS_FD=" in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+
+def probe_script(tmp_path):
+    p = tmp_path / 'probe.py'
+    p.write_text(ENV_PROBE + '\n')
+    return str(p)
+
+
+def test_the_loader_map_is_taken_and_its_number_not_passed_on(py, tmp_path):
+    fd = bpf_rss_map()
+    import mmap
+    m = mmap.mmap(fd, 4096)
+    m[0:16] = struct.pack('IIII', 0x5352504d, 1, 64, 0)
+    m.close()
+    try:
+        r = run(py, [probe_script(tmp_path)], env={'MPROF_RSS_FD': str(fd)}, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1].split() == ['kernel', 'None', 'None'], (r.stdout, r.stderr)
+    assert r.stderr == '', r.stderr

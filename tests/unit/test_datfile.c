@@ -106,7 +106,7 @@ static void test_our_writer_round_trip(void **state)
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(mp_dat__open(&d, path), 0);
+	assert_int_equal(mp_dat__open(&d, path, NULL), 0);
 	assert_int_equal(mp_dat__cmdline(d, 4, argv), 0);
 	for (int i = 0; i < 120; i++) /* past a flush */
 		assert_int_equal(mp_dat__mem(d, 10.0 + i, 1700000000.0 + i * 0.01), 0);

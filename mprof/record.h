@@ -1,0 +1,78 @@
+/*
+ * What the recording commands (run, attach, fleet) share on the command-line side: the options
+ * they have in common, with their ranges; choosing the backend and saying why when it falls
+ * back; the signals; the closing report. The recording itself is user/loop.h.
+ */
+#ifndef MPROF_RECORD_H
+#define MPROF_RECORD_H
+
+#include <signal.h>
+
+#include "backend.h"
+
+/* The ranges of the numbers, as the help and the errors state them. */
+#define REC_INTERVAL_MIN 0.001	 /* s: below, a tick costs more than it tells */
+#define REC_INTERVAL_MAX 86400.0 /* s: one sample a day */
+#define REC_TIMEOUT_MAX 31536000.0 /* s: a year */
+#define REC_GRAN_MAX 1048576.0	 /* MiB: 1 TiB */
+
+struct rec_opts {
+	double interval;   /* -T, seconds */
+	double timeout;	   /* -t, seconds, 0: none */
+	int include_children, multiprocess;
+	const char *output;
+	const char *backend; /* NULL: kernel, falling back to proc */
+	double granularity;  /* MiB */
+	int force_tracepoint;
+	int stats;
+	unsigned int ringbuf_kib;
+};
+
+/* Defaults: -T 0.1, 1 MiB granularity. */
+void rec_opts_init(struct rec_opts *o);
+
+/*
+ * Option values for the options every recording command has: @c is the getopt character, @arg
+ * its value. Returns 1 when @c was one of them (and was stored), 0 when it is not one of ours,
+ * -1 after printing the error for a bad value.
+ */
+int rec_opt(struct rec_opts *o, int c, const char *arg);
+
+/* getopt codes of the shared long options (above every short option). */
+enum {
+	REC_OPT_BACKEND = 1000,
+	REC_OPT_GRAN,
+	REC_OPT_TP,
+	REC_OPT_STATS,
+	REC_OPT_RINGBUF,
+};
+
+/* The help lines of the shared options. */
+extern const char rec_opts_help[];
+
+/*
+ * Check the combination (the smallest granularity is one page, ...). Returns 0, or -1 after
+ * printing the error.
+ */
+int rec_opts_check(const struct rec_opts *o);
+
+/*
+ * Set up the backend @o asks for: the kernel one, or /proc polling when it is not available
+ * (said in one line, with the reason), or exactly the one named by --backend (an error when it
+ * is not available). Returns 0, or -errno after printing the error.
+ */
+int rec_backend(const struct rec_opts *o, struct mp_backend **out);
+
+/*
+ * Block SIGINT, SIGTERM, SIGHUP and SIGQUIT (their handlers only note them) and ignore SIGPIPE;
+ * *@waitmask gets the mask the loop waits with, where they are open. Returns 0 or -errno.
+ */
+int rec_signals(sigset_t *waitmask);
+
+/* The signal received since the last call, or 0; *@from_tty: sent by the terminal to the group. */
+int rec_pending_signal(int *from_tty);
+
+/* The closing lines about the backend's counters (lost records, ...) and, with --stats, more. */
+void rec_report(struct mp_backend *be, const struct rec_opts *o);
+
+#endif
