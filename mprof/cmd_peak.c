@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "datfile.h"
+#include "datfile_priv.h"
 #include "mprof.h"
 
 static void peak_usage(FILE *f)
@@ -27,59 +30,178 @@ static void peak_usage(FILE *f)
 		   "  -h, --help    show this help\n");
 }
 
-/* Print one profile's peaks. Returns 0, or 1 after reporting an error. */
+/* What one pass keeps: the maxima, never the samples. */
+struct peaks {
+	bool have_mem;
+	double mem; /* MiB */
+	struct mp_datfile kids; /* children in order of first appearance, one sample each: the max */
+	/* --func: the merged calls of the function (first pass) */
+	const char *func;
+	struct span { double a, b; } *spans;
+	size_t nspans, capspans;
+	bool func_seen, in_func_seen, any_mem;
+};
+
+static int peak_record(void *ctx, const struct mp_record *r)
+{
+	struct peaks *pk = ctx;
+	const struct mp_child *ch;
+	int err;
+
+	if (r->kind == MP_REC_MEM) {
+		pk->any_mem = true;
+		if (pk->func) {
+			/* the last span starting at or before the sample */
+			size_t lo = 0, hi = pk->nspans;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (pk->spans[mid].a <= r->t)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (!lo || r->t > pk->spans[lo - 1].b)
+				return 0;
+			pk->in_func_seen = true;
+		}
+		if (!pk->have_mem || r->mib > pk->mem)
+			pk->mem = r->mib;
+		pk->have_mem = true;
+		return 0;
+	}
+	if (r->kind != MP_REC_CHLD)
+		return 0;
+	ch = mp_datfile__child(&pk->kids, r->pid);
+	if (!ch) {
+		struct mp_record one = *r;
+
+		err = mp_datfile__add_record(&pk->kids, &one);
+		return err;
+	}
+	if (r->mib > ch->s.pts[0].mib)
+		((struct mp_child *)ch)->s.pts[0] = (struct mp_point){ r->t, r->mib };
+	return 0;
+}
+
+static int span_cmp(const void *x, const void *y)
+{
+	const struct span *p = x, *q = y;
+
+	return (p->a > q->a) - (p->a < q->a);
+}
+
+/* First pass of --func: collect the function's calls. */
+static int span_record(void *ctx, const struct mp_record *r)
+{
+	struct peaks *pk = ctx;
+	struct span *ns;
+
+	if (r->kind != MP_REC_FUNC || r->len != strlen(pk->func) ||
+	    memcmp(r->text, pk->func, r->len))
+		return 0;
+	pk->func_seen = true;
+	if (r->call.t_end < r->call.t_start)
+		return 0; /* a clock step backwards: no sample can lie inside */
+	if (pk->nspans == pk->capspans) {
+		size_t ncap = pk->capspans ? pk->capspans * 2 : 64;
+
+		ns = realloc(pk->spans, ncap * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		pk->spans = ns;
+		pk->capspans = ncap;
+	}
+	pk->spans[pk->nspans++] = (struct span){ r->call.t_start, r->call.t_end };
+	return 0;
+}
+
+/* Sort and merge the spans into disjoint ones. */
+static void merge_spans(struct peaks *pk)
+{
+	size_t m = 0;
+
+	if (!pk->nspans)
+		return;
+	qsort(pk->spans, pk->nspans, sizeof(*pk->spans), span_cmp);
+	for (size_t i = 1; i < pk->nspans; i++) {
+		if (pk->spans[i].a <= pk->spans[m].b) {
+			if (pk->spans[i].b > pk->spans[m].b)
+				pk->spans[m].b = pk->spans[i].b;
+		} else {
+			pk->spans[++m] = pk->spans[i];
+		}
+	}
+	pk->nspans = m + 1;
+}
+
+/* The message for a failed scan of @path. */
+static void scan_error(const char *path, int err, const struct mp_scan *sc)
+{
+	if (err == -EINVAL)
+		p_err("'%s' line %zu: %s", path, sc->err_line, sc->err_msg);
+	else if (err == -EISDIR)
+		p_err("'%s' is a directory, not a profile", path);
+	else
+		p_err("cannot read '%s': %s", path, strerror(-err));
+}
+
+/*
+ * Print one profile's peaks, reading it as a stream (constant memory whatever its size; with
+ * --func, two passes). Returns 0, or 1 after reporting an error.
+ */
 static int peak_one(const char *path, const char *func)
 {
-	struct mp_datfile df;
-	char msg[512];
-	double mib, t;
-	int rc = 0;
+	struct peaks pk = { .func = func };
+	struct mp_scan sc;
+	int rc = 1, err;
 
-	mp_datfile__init(&df);
-	if (mp_datfile__load(&df, path, msg, sizeof(msg))) {
-		p_err("%s", msg);
-		rc = 1;
+	mp_datfile__init(&pk.kids);
+	if (func) {
+		err = mp_datfile__scan(path, span_record, &pk, &sc);
+		if (err) {
+			scan_error(path, err, &sc);
+			goto cleanup;
+		}
+		merge_spans(&pk);
+	}
+	err = mp_datfile__scan(path, peak_record, &pk, &sc);
+	if (err) {
+		scan_error(path, err, &sc);
 		goto cleanup;
 	}
-	if (func) {
-		const struct mp_func *fn = mp_datfile__func(&df, func);
-		int err;
-
-		if (!fn) {
-			/* memory_profiler's line, then why */
-			printf("%s\tNaN MiB\n", path);
-			p_err("no function '%s' in '%s' (names are as in its FUNC lines, e.g. "
-			      "__main__.f)",
-			      func, path);
-			rc = 1;
-			goto cleanup;
-		}
-		err = mp_datfile__func_peak(&df, fn, &mib, &t);
-		if (err == -ENODATA) {
-			printf("%s\tNaN MiB\n", path);
-			p_info("no MEM sample was taken during the calls of '%s' in '%s'", func,
-			       path);
-			goto cleanup;
-		}
-		if (err) {
-			p_err("cannot compute the peak of '%s': %s", func, strerror(-err));
-			rc = 1;
-			goto cleanup;
-		}
-	} else {
-		long i = mp_points__max(df.mem.pts, df.mem.n);
-
-		mib = df.mem.pts[i].mib;
+	if (sc.torn_line)
+		p_info("'%s' line %zu: incomplete last line skipped (the writer was stopped in the "
+		       "middle of it)",
+		       path, sc.torn_line);
+	if (!pk.any_mem) {
+		p_err("no MEM samples in '%s': %s", path,
+		      sc.n_lines ? "the run was too short or the file is truncated"
+				 : "the file is empty");
+		goto cleanup;
 	}
-	printf("%s\t%.3f MiB\n", path, mib);
-	for (size_t k = 0; k < df.n_children; k++) {
-		const struct mp_child *ch = &df.children[k];
-
-		printf("  Child %d\t\t\t%.3f MiB\n", ch->pid,
-		       ch->s.pts[mp_points__max(ch->s.pts, ch->s.n)].mib);
+	if (func && !pk.func_seen) {
+		/* memory_profiler's line, then why */
+		printf("%s\tNaN MiB\n", path);
+		p_err("no function '%s' in '%s' (names are as in its FUNC lines, e.g. __main__.f)",
+		      func, path);
+		goto cleanup;
 	}
+	if (func && !pk.in_func_seen) {
+		printf("%s\tNaN MiB\n", path);
+		p_info("no MEM sample was taken during the calls of '%s' in '%s'", func, path);
+		rc = 0;
+		goto cleanup;
+	}
+	printf("%s\t%.3f MiB\n", path, pk.mem);
+	for (size_t k = 0; k < pk.kids.n_children; k++)
+		printf("  Child %d\t\t\t%.3f MiB\n", pk.kids.children[k].pid,
+		       pk.kids.children[k].s.pts[0].mib);
+	rc = 0;
 cleanup:
-	mp_datfile__release(&df);
+	mp_datfile__release(&pk.kids);
+	free(pk.spans);
 	return rc;
 }
 

@@ -171,10 +171,16 @@ int do_plot(int argc, char **argv)
 	for (size_t i = 0; i < sel.n; i++)
 		mp_datfile__init(&dfs[i]);
 	for (size_t i = 0; i < sel.n; i++) {
-		if (mp_datfile__load(&dfs[i], sel.names[i], msg, sizeof(msg))) {
+		struct mp_reduce_opts ro = {
+			.window = opts.window, .xmin = opts.xmin, .xmax = opts.xmax,
+		};
+
+		if (mp_datfile__load_reduced(&dfs[i], sel.names[i], &ro, msg, sizeof(msg))) {
 			p_err("%s", msg);
 			goto cleanup;
 		}
+		if (mp_datfile__warning(&dfs[i], sel.names[i], msg, sizeof(msg)))
+			p_info("%s", msg);
 		in[i].df = &dfs[i];
 		in[i].name = sel.names[i];
 	}

@@ -21,15 +21,15 @@ FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Iuser $(CAI
 
 .PHONY: test-files fuzz-datfile fuzz-plot
 
-$(FUZZ_DIR)/fuzz_datfile: tests/fuzz/fuzz_datfile.c user/datfile.c user/datfile.h
+$(FUZZ_DIR)/fuzz_datfile: tests/fuzz/fuzz_datfile.c user/datfile.c user/datreduce.c user/datfile.h
 	$(Q)mkdir -p $(FUZZ_DIR)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_datfile.c user/datfile.c
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_datfile.c user/datfile.c user/datreduce.c
 
-$(FUZZ_DIR)/fuzz_plot: tests/fuzz/fuzz_plot.c user/plot.c user/plot.h user/datfile.c user/datfile.h
+$(FUZZ_DIR)/fuzz_plot: tests/fuzz/fuzz_plot.c user/plot.c user/plot.h user/datfile.c user/datreduce.c user/datfile.h
 	$(Q)mkdir -p $(FUZZ_DIR)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_plot.c user/plot.c user/datfile.c \
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_plot.c user/plot.c user/datfile.c user/datreduce.c \
 		$(shell pkg-config --libs cairo 2>/dev/null) -lm
 
 # fuzz-run NAME SECONDS MAXLEN: new inputs go to a scratch corpus under $(OUT), the seeds in

@@ -8,13 +8,16 @@
  *   CHLD <pid> <MiB> <epoch seconds>
  *   FUNC <module.name> <MiB> <t> <MiB> <t> [<level>]
  * Records may come in any order (a short run writes its FUNC lines before CMDLINE). Fields are
- * separated by any run of blanks or tabs; leading and trailing blanks, CRLF line ends, blank lines
- * and a missing final newline are accepted. Numbers are decimal, with or without a fraction or an
- * exponent (memory_profiler's "%.6f"/"%.4f" as well as any other precision), and must be finite.
+ * separated by any run of blanks or tabs; leading and trailing blanks, CRLF line ends and blank
+ * lines are accepted. Numbers are decimal, with or without a fraction or an exponent
+ * (memory_profiler's "%.6f"/"%.4f" as well as any other precision), and must be finite.
  * Fields after the last one a record uses are ignored, as memory_profiler ignores them. A line
- * whose first word is another upper-case keyword is skipped (a later writer may add records),
- * unless it is the unterminated last line ("ME" is a MEM line cut short, not a new record);
- * anything else is an error carrying its line number.
+ * whose first word is another upper-case keyword is skipped (a later writer may add records);
+ * anything else is an error carrying its line number, except on the last line when it has no
+ * newline: a writer stopped in the middle of a line (killed, or a full disk) leaves exactly that,
+ * so such a line is skipped and reported in torn_line, and the rest of the file is used. An
+ * unterminated last MEM, CHLD or FUNC line counts as a record only when its last time still has
+ * its decimals, since "MEM 99999.0 17" is "MEM 99999.0 1796156891.5788" cut short.
  *
  * Nothing here prints or exits.
  */
@@ -30,11 +33,21 @@ struct mp_point {
 	double mib;
 };
 
+/*
+ * Sums for a least-squares line over the samples in a reduced read's window (times relative to
+ * the file's first MEM or FUNC point), so that a reduced read still fits the exact line.
+ */
+struct mp_fit_sums {
+	double n, t, m, tt, tm;
+};
+
 /* A growable array of samples, in the order the file gives them. */
 struct mp_series {
 	struct mp_point *pts;
 	size_t n;
 	size_t cap;
+	bool has_sums; /* reduced reads: @sums covers every sample, @pts only some */
+	struct mp_fit_sums sums;
 };
 
 /* The CHLD samples of one child process. */
@@ -58,6 +71,8 @@ struct mp_func {
 	struct mp_call *calls;
 	size_t n;
 	size_t cap;
+	size_t total;	/* calls in the file (more than n when a reduced read dropped some) */
+	double longest; /* seconds, the longest call in the file */
 };
 
 struct mp_datfile {
@@ -73,6 +88,15 @@ struct mp_datfile {
 	/* Set when a parse fails with -EINVAL: the 1-based line and what was wrong with it. */
 	size_t err_line;
 	const char *err_msg; /* static string, lowercase, no full stop */
+	/*
+	 * The line number of a last line without a newline that was not a record and was skipped
+	 * (a writer killed in the middle of a line leaves one), or 0.
+	 */
+	size_t torn_line;
+	/* A reduced read (mp_datfile__read_reduced()) kept fewer points than the file has. */
+	bool reduced;
+	size_t n_points; /* MEM and CHLD samples in the file (reduced reads) */
+	size_t n_mem;	 /* MEM samples in the file (reduced reads) */
 
 	/* private */
 	size_t children_cap, funcs_cap;
@@ -85,6 +109,48 @@ void mp_datfile__init(struct mp_datfile *df);
 
 /* Free everything @df owns and leave it as after mp_datfile__init(). */
 void mp_datfile__release(struct mp_datfile *df);
+
+/* ---- streaming ------------------------------------------------------------------------------
+ * The reader proper: one record at a time, in constant memory, so that commands that only need a
+ * maximum (peak) never hold a file. */
+
+enum mp_record_kind {
+	MP_REC_CMDLINE,
+	MP_REC_MEM,
+	MP_REC_CHLD,
+	MP_REC_FUNC,
+};
+
+/* One record as the reader meets it. @text points into the reader's buffer: copy to keep. */
+struct mp_record {
+	enum mp_record_kind kind;
+	const char *text; /* CMDLINE: its text (trimmed); FUNC: the name */
+	size_t len;
+	int pid;	     /* CHLD */
+	double t, mib;	     /* MEM, CHLD */
+	struct mp_call call; /* FUNC */
+};
+
+/* Called for each record; returns 0 to go on, or a -errno that stops the scan and is returned. */
+typedef int (*mp_record_fn)(void *ctx, const struct mp_record *r);
+
+/* What a scan saw (see the fields of the same names in struct mp_datfile). */
+struct mp_scan {
+	size_t n_lines, n_skipped;
+	size_t err_line;
+	const char *err_msg;
+	size_t torn_line;
+};
+
+/*
+ * Read the file at @path record by record, with a buffer of a few hundred KiB whatever its size,
+ * and hand each record to @fn. Returns 0, -EINVAL with sc->err_line and sc->err_msg set, -EISDIR,
+ * an error of @fn, or the -errno of open/read.
+ */
+int mp_datfile__scan(const char *path, mp_record_fn fn, void *ctx, struct mp_scan *sc);
+/* The same over the @len bytes at @buf. */
+int mp_datfile__scan_buf(const char *buf, size_t len, mp_record_fn fn, void *ctx,
+			 struct mp_scan *sc);
 
 /*
  * Parse the whole of @buf (@len bytes, NUL bytes are an error) into @df, which must be freshly
@@ -219,6 +285,36 @@ int mp_profiles__add_companions(struct mp_profiles *sel);
  */
 int mp_profiles__choose(int argc, char *const argv[], enum mp_select_order order,
 			struct mp_profiles *out, bool *newest, char *msg, size_t size);
+
+/* How mp_datfile__read_reduced() reduces. */
+struct mp_reduce_opts {
+	/* Read exactly when the file has at most this many samples; else reduce to about it. */
+	size_t max_points;
+	/* Only [xmin, xmax] seconds after the first MEM or FUNC point matter (plot -w). */
+	bool window;
+	double xmin, xmax;
+};
+
+/*
+ * Read @path into the fresh @df in bounded memory, for drawing: a first pass counts the samples;
+ * when there are more than @o->max_points, each series is reduced while it is read to the first,
+ * lowest, highest and last sample of each of its time buckets (a few thousand over the window),
+ * so every peak and every turning point a picture can show is kept, and each function keeps, per
+ * bucket, its longest call (mp_func.total and .longest stay exact; series get exact fit sums).
+ * df->reduced says whether it happened. Returns as mp_datfile__read().
+ */
+int mp_datfile__read_reduced(struct mp_datfile *df, const char *path,
+			     const struct mp_reduce_opts *o);
+
+/* mp_datfile__load() with mp_datfile__read_reduced(). */
+int mp_datfile__load_reduced(struct mp_datfile *df, const char *path,
+			     const struct mp_reduce_opts *o, char *msg, size_t size);
+
+/*
+ * A warning about a file that was read (a torn last line that was skipped): returns true with a
+ * one-line, lowercase text naming @path in @msg (@size bytes), false when there is none.
+ */
+bool mp_datfile__warning(const struct mp_datfile *df, const char *path, char *msg, size_t size);
 
 /*
  * mp_datfile__read() for a command: also fails with -ENODATA when the file has no MEM sample.

@@ -68,6 +68,8 @@ struct curve {
 	bool fit;
 	bool dashed; /* children of overlaid profiles: the profile's colour, dashed */
 	double slope, icpt;
+	/* a reduced read: exact least-squares sums over every sample in the window */
+	const struct mp_fit_sums *sums;
 };
 
 struct profile {
@@ -334,6 +336,7 @@ static int build_profile(struct profile *pr, const struct mp_plot_input *in)
 		}
 	}
 	pr->mem.n = n;
+	pr->mem.sums = df->mem.has_sums ? &df->mem.sums : NULL;
 	qsort(pr->mem.pts, n, sizeof(*pr->mem.pts), pt_cmp);
 	pr->t0 = pr->mem.pts[0].t;
 	for (size_t i = 0; i < n; i++)
@@ -354,6 +357,7 @@ static int build_profile(struct profile *pr, const struct mp_plot_input *in)
 			return -ENOMEM;
 		memcpy(c->pts, s->pts, s->n * sizeof(*c->pts));
 		c->n = s->n;
+		c->sums = s->has_sums ? &s->sums : NULL;
 		qsort(c->pts, c->n, sizeof(*c->pts), pt_cmp);
 		for (size_t i = 0; i < c->n; i++)
 			c->pts[i].t -= pr->t0;
@@ -502,8 +506,18 @@ static void measure_curve(struct plot *p, struct curve *c)
 			c->peak = (long)i;
 	}
 	c->fit = false;
-	if (p->o->slope && first < c->n)
+	if (p->o->slope && c->sums) {
+		const struct mp_fit_sums *z = c->sums;
+		double den = z->n * z->tt - z->t * z->t;
+
+		if (z->n >= 2 && den > 0 && isfinite(den)) {
+			c->slope = (z->n * z->tm - z->t * z->m) / den;
+			c->icpt = (z->m - c->slope * z->t) / z->n;
+			c->fit = isfinite(c->slope) && isfinite(c->icpt);
+		}
+	} else if (p->o->slope && first < c->n) {
 		c->fit = !mp_points__fit(c->pts + first, last - first + 1, 0, &c->slope, &c->icpt);
+	}
 }
 
 /* A step of 1, 2 or 5 times a power of ten giving about @target intervals over @range. */
@@ -1249,8 +1263,10 @@ static void make_titles(struct plot *p)
 		return;
 	}
 	fmt_start(pr->t0, start, sizeof(start));
-	len = snprintf(raw, sizeof(raw), "%s - started %s - %zu MEM samples",
-		       base_name(pr->in->name), start, pr->in->df->mem.n);
+	len = snprintf(raw, sizeof(raw), "%s - started %s - %zu MEM samples%s",
+		       base_name(pr->in->name), start,
+		       pr->in->df->reduced ? pr->in->df->n_mem : pr->in->df->mem.n,
+		       pr->in->df->reduced ? " (drawn per pixel column)" : "");
 	if (pr->in->df->n_children && len > 0 && (size_t)len < sizeof(raw))
 		snprintf(raw + len, sizeof(raw) - (size_t)len, ", %zu child process%s",
 			 pr->in->df->n_children, pr->in->df->n_children > 1 ? "es" : "");
@@ -1523,8 +1539,18 @@ int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_pl
 	err = ranges(&p);
 	if (err)
 		goto cleanup;
-	if (p.n_calls)
+	if (p.n_calls) {
 		measure_funcs(&p);
+		/* a reduced read dropped calls: the reader counted them all */
+		for (size_t f = 0; f < p.n_funcs; f++) {
+			const struct mp_func *fn = &p.prof[0].in->df->funcs[f];
+
+			if (fn->total > p.funcs[f].calls) {
+				p.funcs[f].calls = fn->total;
+				p.funcs[f].longest = fn->longest;
+			}
+		}
+	}
 	if (opts->flame && p.n_calls && !(opts->height > 0)) {
 		int maxlevel = 0;
 

@@ -126,9 +126,8 @@ def test_peak_selection_by_index(ours, orig, folder):
 @pytest.mark.parametrize("content,what", [
     ("", "the file is empty"),
     ("CMDLINE python3 x.py\n", "too short"),
-    ("CMDLINE x\nMEM 1.0 1700000000.0\nMEM 2.5", "line 3: bad MEM record"),
     ("CMDLINE x\nhello world\nMEM 1 2\n", "line 2: not a profile record"),
-    ("MEM 1 2\n\x89PNG garbage", "line 2"),
+    ("MEM 1 2\n\x89PNG garbage\n", "line 2"),
     ("\n\nMEM 1 2\nFUNC f 1 2\n", "line 4: bad FUNC record"),
 ])
 def test_peak_bad_files(ours, tmp_path, content, what):
@@ -136,6 +135,18 @@ def test_peak_bad_files(ours, tmp_path, content, what):
     a = ours("peak", "bad.dat", cwd=tmp_path)
     assert what in one_error_line(a)
     assert a.out == ""
+
+
+@pytest.mark.parametrize("tail", ["MEM 2.5", "M", "MEM 99999.0 17", "FUNC __main__.f 1.0"])
+def test_peak_torn_last_line_is_skipped_with_one_warning(ours, tmp_path, tail):
+    """A writer killed mid-line (or a full disk) leaves a torn last line: the rest is used."""
+    lines = ["CMDLINE x"] + ["MEM %d.0 %d.5" % (i % 7, 1700000000 + i) for i in range(2185)]
+    (tmp_path / "torn.dat").write_text("\n".join(lines) + "\n" + tail)
+    a = ours("peak", "torn.dat", cwd=tmp_path)
+    assert a.rc == 0, a
+    assert a.out == "torn.dat\t6.000 MiB\n"
+    err = a.err.splitlines()
+    assert len(err) == 1 and "line 2187: incomplete last line skipped" in err[0], a.err
 
 
 def test_peak_missing_directory_and_index(ours, folder):

@@ -263,7 +263,7 @@ def test_stored_files_all_plot(ours, tmp_path):
 @pytest.mark.parametrize("content,what", [
     ("", "the file is empty"),
     ("CMDLINE python3 x.py\nFUNC a.b 1 2 3 4 0\n", "no MEM samples"),
-    ("CMDLINE x\nMEM 1.0 1700000000.0\nMEM 2.5", "line 3: bad MEM record"),
+    ("CMDLINE x\nMEM 1.0 1700000000.0\nMEM 2.5 x\n", "line 3: bad MEM record"),
     ("\x00\x01\x02", "line 1"),
 ])
 def test_plot_bad_files(ours, tmp_path, content, what):

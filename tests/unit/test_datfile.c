@@ -290,11 +290,7 @@ static void test_bad_input(void **state)
 		{ "FUNC f 1 2 3 x\n", 1, "bad FUNC record" },
 		{ "FUNC f 1 2 3 4 1.0\n", 1, "bad FUNC record" },
 		{ "FUNC f 1 2 3 4 -1\n", 1, "bad FUNC record" },
-		/* a run killed in the middle of a line */
-		{ "MEM 1 2\nMEM 3 4\nMEM 12.5", 3, "bad MEM record" },
-		{ "MEM 1 2\nFUNC __main__.f 21.8 17953", 2, "bad FUNC record" },
-		{ "MEM 1 2\nME", 2, "truncated record" },
-		{ "MEM 1 2\nCMDLIN", 2, "truncated record" },
+		/* garbage is garbage anywhere, the last line included */
 		{ "MEM 1 2\n\x89PNG\r\n", 2, "not a profile record" },
 	};
 
@@ -307,6 +303,71 @@ static void test_bad_input(void **state)
 		assert_int_equal(df.err_line, cases[i].line);
 		assert_non_null(df.err_msg);
 		assert_non_null(strstr(df.err_msg, cases[i].msg_part));
+		mp_datfile__release(&df);
+	}
+}
+
+/* The reader's fast decimal path gives exactly strtod()'s double, bit for bit. */
+static void test_numbers_equal_strtod(void **state)
+{
+	unsigned int seed = 12345;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		char num[40], text[64];
+		int intd = 1 + rand_r(&seed) % 12, fracd = rand_r(&seed) % 8, n = 0;
+		struct mp_datfile df;
+		double want;
+
+		if (rand_r(&seed) % 8 == 0)
+			num[n++] = '-';
+		for (int d = 0; d < intd; d++)
+			num[n++] = (char)('0' + rand_r(&seed) % 10);
+		if (fracd || rand_r(&seed) % 4 == 0)
+			num[n++] = '.';
+		for (int d = 0; d < fracd; d++)
+			num[n++] = (char)('0' + rand_r(&seed) % 10);
+		num[n] = 0;
+		want = strtod(num, NULL);
+		snprintf(text, sizeof(text), "MEM %s 1.5\n", num);
+		assert_int_equal(parse(&df, text), 0);
+		if (memcmp(&df.mem.pts[0].mib, &want, sizeof(want)))
+			fail_msg("'%s': %.17g != strtod's %.17g", num, df.mem.pts[0].mib, want);
+		mp_datfile__release(&df);
+	}
+}
+
+/* A writer killed in the middle of a line leaves it unterminated: it is skipped, the rest kept. */
+static void test_torn_last_line_is_skipped(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t mem, torn;
+	} cases[] = {
+		{ "MEM 1 2\nMEM 3 4\nMEM 12.5", 2, 3 },
+		{ "MEM 1 2\nFUNC __main__.f 21.8 17953", 1, 2 },
+		{ "MEM 1 2\nME", 1, 2 },
+		{ "MEM 1 2\nCMDLIN", 1, 2 },
+		{ "MEM 1 2\nM", 1, 2 },
+		{ "MEM 1 2\n\x89P", 1, 2 },
+		{ "MEM 1 2\nMEM 99999.0 17", 1, 2 },  /* a time cut before its decimals */
+		{ "MEM 1 2\nMEM 99999.0 17.", 1, 2 },
+		{ "MEM 1 2\nMEM 3 4.5", 2, 0 },	 /* a whole record without its newline is kept */
+		{ "MEM 1 2\nFUNC f 1 2.0 3 4.5", 1, 0 },
+	};
+	char msg[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mp_datfile df;
+
+		assert_int_equal(parse(&df, cases[i].text), 0);
+		assert_int_equal(df.mem.n, cases[i].mem);
+		assert_int_equal(df.torn_line, cases[i].torn);
+		assert_int_equal(mp_datfile__warning(&df, "x.dat", msg, sizeof(msg)),
+				 cases[i].torn != 0);
+		if (cases[i].torn)
+			assert_non_null(strstr(msg, "incomplete last line"));
 		mp_datfile__release(&df);
 	}
 }
@@ -677,6 +738,8 @@ int main(void)
 		cmocka_unit_test(test_func_variants),
 		cmocka_unit_test(test_thousands_of_children_and_functions),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_torn_last_line_is_skipped),
+		cmocka_unit_test(test_numbers_equal_strtod),
 		cmocka_unit_test(test_nul_and_unknown_records),
 		cmocka_unit_test(test_read_and_load_errors),
 		cmocka_unit_test(test_func_peak),
