@@ -42,6 +42,13 @@ MP_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 MP_LDFLAGS := $(EXTRA_LDFLAGS)
 LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null)
 
+# The sanitizer build: ASan, UBSan and float-to-integer overflow (not part of UBSan's default
+# set), every finding fatal. `make asan` runs the unit tests under it, test-files and
+# test-kernel-asan the command-line tests.
+ASAN_CFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+ASAN_LDFLAGS := -fsanitize=address,undefined,float-cast-overflow
+
 # libbpf's usdt.bpf.h includes <linux/errno.h>, whose <asm/...> lives in the multiarch folder.
 BPF_SYS_INCLUDES := $(shell $(CC) -print-multiarch 2>/dev/null | sed 's|^..*|-idirafter /usr/include/&|')
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 $(BPF_SYS_INCLUDES) -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf \
@@ -64,7 +71,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(OUT)/tests/targets/%,$(TARGET_SRCS))
 
-.PHONY: all deps test test-unit test-kernel demo asan valgrind bench install \
+.PHONY: all deps test test-unit test-kernel test-kernel-asan demo asan valgrind bench install \
 	uninstall clean vmlinux check-deps
 
 all: $(MPROF) $(TARGET_BINS)
@@ -139,7 +146,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 		$(TESTPY) -m pytest -q -p no:cacheprovider tests/kernel
 
 # Sub-suites owned by other parts of the tree add themselves to TEST_SUITES.
-TEST_SUITES := test-unit asan test-kernel
+TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
 -include pyhook/pyhook.mk
 
@@ -153,8 +160,16 @@ test: deps
 
 asan:
 	$(Q)$(MAKE) --no-print-directory OUT=$(OUT)/asan \
-		EXTRA_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
-		EXTRA_LDFLAGS='-fsanitize=address,undefined' test-unit
+		EXTRA_CFLAGS='$(ASAN_CFLAGS)' EXTRA_LDFLAGS='$(ASAN_LDFLAGS)' test-unit
+
+# The real-kernel command-line tests again, against the sanitizer build of mprof.
+test-kernel-asan:
+	$(Q)$(MAKE) --no-print-directory OUT=$(OUT)/asan \
+		EXTRA_CFLAGS='$(ASAN_CFLAGS)' EXTRA_LDFLAGS='$(ASAN_LDFLAGS)' $(OUT)/asan/mprof
+	$(Q)MPROF=$(abspath $(OUT)/asan/mprof) TARGETS=$(abspath $(OUT)/tests/targets) \
+		ASAN_OPTIONS=detect_leaks=1 \
+		$(TESTPY) -m pytest -q -p no:cacheprovider tests/kernel/test_run.py \
+		tests/kernel/test_hardening.py
 
 valgrind: $(UNIT_BINS)
 	$(Q)rc=0; for t in $(UNIT_BINS); do \

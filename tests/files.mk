@@ -12,8 +12,8 @@
 FUZZ_SECONDS ?= 20
 FUZZ_PLOT_SECONDS ?= 10
 FILES_ASAN_OUT := $(OUT)/asan
-FILES_ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-FILES_ASAN_LDFLAGS := -fsanitize=address,undefined
+FILES_ASAN_CFLAGS := $(ASAN_CFLAGS)
+FILES_ASAN_LDFLAGS := $(ASAN_LDFLAGS)
 FILES_UNIT := $(addprefix $(FILES_ASAN_OUT)/tests/,test_datfile test_plot)
 FUZZ_DIR := $(OUT)/fuzz
 FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Iuser $(CAIRO_CFLAGS) \

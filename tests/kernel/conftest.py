@@ -14,6 +14,19 @@ LINE = re.compile(
 )
 
 
+def _is_sanitized(path):
+    try:
+        out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out
+
+
+SANITIZED = _is_sanitized(MPROF)
+not_sanitized = pytest.mark.skipif(SANITIZED, reason="memory is measured on the normal build "
+                                   "(ASan keeps shadow memory and a quarantine)")
+
+
 def target(name):
     return os.path.join(TARGETS, name)
 
