@@ -23,6 +23,7 @@ struct loop {
 	struct mp_clock clock;
 	int pidfd;
 	int root_gone;
+	int quit; /* a source asked to end */
 	/* a hook record split across two reads */
 	unsigned char carry[sizeof(struct mp_func_event)];
 	size_t ncarry;
@@ -145,7 +146,8 @@ static int root_ended(struct loop *l)
 
 static int wait_once(struct loop *l, double until)
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[3 + MP_LOOP_MAX_SOURCES];
+	nfds_t first_src;
 	struct timespec ts;
 	nfds_t n = 0;
 	double left = until - mono_s();
@@ -165,11 +167,26 @@ static int wait_once(struct loop *l, double until)
 		pfd[n++] = (struct pollfd){ .fd = l->o.func_fd, .events = POLLIN };
 	if (l->pidfd >= 0)
 		pfd[n++] = (struct pollfd){ .fd = l->pidfd, .events = POLLIN };
+	first_src = n;
+	for (size_t i = 0; i < l->o.nsources; i++)
+		pfd[n++] = (struct pollfd){ .fd = l->o.sources[i]->fd, .events = POLLIN };
 	r = ppoll(pfd, n, &ts, l->o.sigmask);
 	if (r < 0 && errno != EINTR)
 		return -errno;
-	if (r > 0 && l->pidfd >= 0 && (pfd[n - 1].revents & (POLLIN | POLLHUP | POLLERR)))
+	if (r > 0 && l->pidfd >= 0 &&
+	    (pfd[first_src - 1].revents & (POLLIN | POLLHUP | POLLERR)))
 		l->root_gone = 1;
+	for (size_t i = 0; r > 0 && i < l->o.nsources; i++) {
+		int e;
+
+		if (!(pfd[first_src + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		e = l->o.sources[i]->ready(l->o.sources[i]);
+		if (e < 0)
+			return e;
+		if (e > 0)
+			l->quit = 1;
+	}
 	if (l->o.func_fd >= 0) {
 		/* every writer closed the pipe: stop polling it (it would stay readable) */
 		nfds_t fi = bfd >= 0 ? 1 : 0;
@@ -191,7 +208,7 @@ int mp_loop__run(struct mp_backend *be, struct mp_sink *const *sinks, size_t nsi
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	if (!(o->interval > 0))
+	if (!(o->interval > 0) || o->nsources > MP_LOOP_MAX_SOURCES)
 		return -EINVAL;
 	err = mp_clock__init(&l.clock);
 	if (err)
@@ -214,7 +231,7 @@ int mp_loop__run(struct mp_backend *be, struct mp_sink *const *sinks, size_t nsi
 	for (;;) {
 		double now, until;
 
-		if (o->interrupted && o->interrupted(o->ctx)) {
+		if (l.quit || (o->interrupted && o->interrupted(o->ctx))) {
 			res->end = MP_LOOP_INTERRUPTED;
 			break;
 		}

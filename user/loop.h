@@ -21,6 +21,18 @@
 #include "backend.h"
 #include "sink.h"
 
+/*
+ * Another descriptor for the loop to wait on (the exporter's HTTP socket, the terminal's keys):
+ * when @fd is readable, ready() is called. It returns 0 to go on, 1 to end the recording
+ * (MP_LOOP_INTERRUPTED: a quit key), or -errno.
+ */
+struct mp_source {
+	int fd;
+	int (*ready)(struct mp_source *s);
+};
+
+#define MP_LOOP_MAX_SOURCES 4
+
 /* Why the loop ended. */
 enum mp_loop_end {
 	MP_LOOP_ROOT_EXITED = 1, /* the root process is gone */
@@ -39,6 +51,9 @@ struct mp_loop_opts {
 	int reap;
 	/* A pipe of struct mp_func_event records from the CPython hook, or -1. Read, not closed. */
 	int func_fd;
+	/* More descriptors to wait on, at most MP_LOOP_MAX_SOURCES. */
+	struct mp_source *const *sources;
+	size_t nsources;
 	/* The signal mask during the wait (NULL: the current one). */
 	const sigset_t *sigmask;
 	/*
