@@ -41,8 +41,33 @@ const volatile __u32 page_shift = 12;
 const volatile bool track_groups = true;
 /* The per-CPU sum loads (tp_btf mode); off with the classic tracepoint, for older kernels. */
 const volatile bool exact_sums = true;
+/* Window maxima for the exporter: one compare (and a store) more per event, fleet only. */
+const volatile bool track_window = false;
+/*
+ * Fleet mode: processes join when they match the selectors (at fork, at exec, in the iterator's
+ * discovery pass) and leave when an exec makes them stop matching. Otherwise (run, attach) every
+ * descendant of a tracked process is tracked.
+ */
+const volatile bool fleet = false;
+const volatile __u32 sel_flags = 0;	     /* MP_SEL_* */
+const volatile char sel_name[MP_COMM_LEN] = {}; /* NUL-terminated */
+const volatile __u32 sel_name_len = 0;
+const volatile __u64 sel_cgroup_id = 0;
+const volatile __u32 sel_cgroup_level = 0; /* depth of that cgroup below the root (root: 0) */
+const volatile __u32 sel_uid = 0;
 
 struct mp_stats stats = {};
+/* Set by userspace: the exporter's current window, and what the next iterator pass does. */
+__u32 window_epoch = 0;
+__u32 iter_mode = MP_ITER_REFRESH;
+
+/* The --pid list of the fleet (and nothing else): key tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} sel_pids SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -239,6 +264,17 @@ static __always_inline __u32 mm_tgid(struct mm_struct *mm)
 	return BPF_CORE_READ(cur, mm) == mm ? BPF_CORE_READ(cur, tgid) : 0;
 }
 
+static __always_inline __u32 task_uid(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cred, euid.val);
+}
+
+/* The task's cgroup v2 id: its kernfs node id, which is the cgroup directory's inode number. */
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+}
+
 static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 group, __u64 ts,
 				   __u64 pages, __u32 is_max, struct mp_proc *p,
 				   struct task_struct *task, __u64 group_pages)
@@ -266,9 +302,14 @@ static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 gro
 		e->peak_pages = p->peak;
 		e->peak_ts_ns = p->peak_ts;
 	}
+	e->uid = 0;
+	e->pad = 0;
+	e->cgroup_id = 0;
 	if (task) {
 		BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 		e->exit_code = BPF_CORE_READ(task, exit_code);
+		e->uid = task_uid(task);
+		e->cgroup_id = task_cgroup_id(task);
 	} else {
 		e->comm[0] = 0;
 	}
@@ -369,6 +410,16 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 	if (nrss > p->peak) {
 		p->peak = nrss;
 		p->peak_ts = now;
+	}
+	if (track_window) {
+		__u32 e = window_epoch, slot = e & 1;
+
+		if (p->wtag[slot] != e) {
+			p->wtag[slot] = e;
+			p->wmax[slot] = nrss;
+		} else if (nrss > p->wmax[slot]) {
+			p->wmax[slot] = nrss;
+		}
 	}
 	if (mp_zigzag_update(&p->zz, nrss, now, granularity, &ext, &ext_ts, &is_max))
 		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL, 0);
@@ -481,28 +532,109 @@ int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+/* Does the task's comm contain sel_name? (both at most MP_COMM_LEN bytes) */
+static __always_inline bool comm_matches(const char *comm)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid;
-	struct mp_proc np = {}, *pp;
-	struct mm_struct *mm;
-	__u64 now;
+	__u32 n = sel_name_len;
 
-	if (ptgid == ctgid)
-		return 0; /* a new thread of a tracked process: same mm, same tgid */
-	pp = bpf_map_lookup_elem(&procs, &ptgid);
-	if (!pp)
-		return 0;
-	now = bpf_ktime_get_ns();
-	np.group = pp->group;
-	np.parent = ptgid;
-	mm = child->mm;
-	/*
-	 * A CLONE_VM child (vfork, posix_spawn) shares its parent's mm until it execs: its pages are
-	 * the parent's, so it starts at zero to keep group sums free of double counting.
-	 */
-	if (mm && mm != parent->mm) {
+	if (!n || n >= MP_COMM_LEN)
+		return n == 0;
+	for (__u32 i = 0; i < MP_COMM_LEN; i++) {
+		bool all = true;
+
+		if (i + n > MP_COMM_LEN - 1)
+			break;
+		for (__u32 j = 0; j < MP_COMM_LEN; j++) {
+			if (j >= n)
+				break;
+			if (comm[(i + j) & (MP_COMM_LEN - 1)] != sel_name[j]) {
+				all = false;
+				break;
+			}
+		}
+		if (all)
+			return true;
+		if (!comm[i & (MP_COMM_LEN - 1)])
+			break;
+	}
+	return false;
+}
+
+/* Is @t in the cgroup v2 sel_cgroup_id or below it? */
+static __always_inline bool cgroup_matches(struct task_struct *t)
+{
+	struct cgroup *cg = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	__u32 lvl = sel_cgroup_level;
+	struct cgroup *anc = NULL;
+
+	if (!cg || BPF_CORE_READ(cg, level) < (int)lvl)
+		return false;
+	if (bpf_core_read(&anc, sizeof(anc), &cg->ancestors[lvl & 255]))
+		return false;
+	return anc && BPF_CORE_READ(anc, kn, id) == sel_cgroup_id;
+}
+
+/* A listed pid, or a descendant of one (up to 32 generations up), for the discovery pass. */
+static __always_inline bool in_pid_tree(struct task_struct *t)
+{
+	for (int i = 0; i < 32 && t; i++) {
+		__u32 tgid = BPF_CORE_READ(t, tgid);
+
+		if (bpf_map_lookup_elem(&sel_pids, &tgid))
+			return true;
+		if (tgid <= 1)
+			break;
+		t = BPF_CORE_READ(t, real_parent);
+	}
+	return false;
+}
+
+/*
+ * Do the fleet's selectors take @t? @tree: whether it is known to be in a --pid tree (its parent
+ * is, at a fork) or must be looked up.
+ */
+static __always_inline bool selected(struct task_struct *t, int tree)
+{
+	char comm[MP_COMM_LEN] = {};
+	__u32 f = sel_flags;
+
+	if (!BPF_CORE_READ(t, mm))
+		return false; /* kernel threads hold no memory of their own */
+	if (f & MP_SEL_ALL)
+		return true;
+	if ((f & MP_SEL_PID) && !(tree > 0 || (tree < 0 && in_pid_tree(t))))
+		return false;
+	if (f & MP_SEL_NAME) {
+		BPF_CORE_READ_STR_INTO(&comm, t, comm);
+		if (!comm_matches(comm))
+			return false;
+	}
+	if ((f & MP_SEL_CGROUP) && !cgroup_matches(t))
+		return false;
+	if ((f & MP_SEL_USER) && task_uid(t) != sel_uid)
+		return false;
+	return f != 0;
+}
+
+/* Who @p is, for the outputs: comm, uid, cgroup. */
+static __always_inline void proc_identity(struct mp_proc *p, struct task_struct *t)
+{
+	BPF_CORE_READ_STR_INTO(&p->comm, t, comm);
+	p->uid = task_uid(t);
+	p->cgroup_id = task_cgroup_id(t);
+}
+
+/* A fresh entry for @t with its exact values now. Returns 0, or -1 when the map is full. */
+static __always_inline int proc_add(__u32 tgid, __u32 parent, __u32 group, __u32 flags,
+				    struct task_struct *t, struct mm_struct *mm, __u64 now,
+				    __u64 *rss)
+{
+	struct mp_proc np = {};
+
+	np.group = group;
+	np.parent = parent;
+	np.flags = flags;
+	if (mm) {
 		read_all(mm, np.member);
 		np.rss = np.member[0] + np.member[1] + np.member[2];
 	}
@@ -511,12 +643,57 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	np.zz.dir = 1;
 	np.zz.ext = np.rss;
 	np.zz.ext_ts = now;
-	if (bpf_map_update_elem(&procs, &ctgid, &np, BPF_NOEXIST)) {
+	/* constant indices: a variable one into the stack is compiled to a pointer OR */
+	if (window_epoch & 1) {
+		np.wtag[1] = window_epoch;
+		np.wmax[1] = np.rss;
+	} else {
+		np.wtag[0] = window_epoch;
+		np.wmax[0] = np.rss;
+	}
+	proc_identity(&np, t);
+	if (bpf_map_update_elem(&procs, &tgid, &np, BPF_NOEXIST)) {
 		__sync_fetch_and_add(&stats.procs_dropped, 1);
+		return -1;
+	}
+	*rss = np.rss;
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, group = 0, flags = 0;
+	struct mp_proc *pp;
+	struct mm_struct *mm;
+	__u64 now, rss = 0;
+
+	if (ptgid == ctgid)
+		return 0; /* a new thread of a tracked process: same mm, same tgid */
+	pp = bpf_map_lookup_elem(&procs, &ptgid);
+	if (fleet) {
+		flags = pp ? (pp->flags & MP_PROC_PIDTREE) : 0;
+		if (!selected(child, flags ? 1 : 0))
+			return 0;
+	} else if (!pp) {
 		return 0;
 	}
-	submit(MP_EV_FORK, ctgid, ptgid, np.group, now, np.rss, 0, NULL, child, 0);
-	group_add(np.group, np.rss, 1, now);
+	if (pp)
+		group = pp->group;
+	else
+		ptgid = 0; /* joins the fleet on its own: its parent is not in it */
+	now = bpf_ktime_get_ns();
+	mm = child->mm;
+	/*
+	 * A CLONE_VM child (vfork, posix_spawn) shares its parent's mm until it execs: its pages are
+	 * the parent's, so it starts at zero to keep group sums free of double counting.
+	 */
+	if (mm == parent->mm)
+		mm = NULL;
+	if (proc_add(ctgid, ptgid, group, flags, child, mm, now, &rss))
+		return 0;
+	submit(MP_EV_FORK, ctgid, ptgid, group, now, rss, 0, NULL, child, 0);
+	group_add(group, rss, 1, now);
 	return 0;
 }
 
@@ -530,10 +707,31 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u64 now, gpages;
 
 	st = bpf_map_lookup_elem(&procs, &tgid);
-	if (!st)
-		return 0;
 	now = bpf_ktime_get_ns();
 	mm = p->mm;
+	if (fleet) {
+		bool tree = st ? (st->flags & MP_PROC_PIDTREE) : false;
+		__u64 rss = 0;
+
+		if (!st) {
+			if (!selected(p, -1))
+				return 0;
+			/* started elsewhere, now one of ours: it joins with its exact values */
+			if (proc_add(tgid, 0, 0, 0, p, mm, now, &rss))
+				return 0;
+			submit(MP_EV_JOIN, tgid, BPF_CORE_READ(p, real_parent, tgid), 0, now, rss, 0,
+			       NULL, p, 0);
+			return 0;
+		}
+		if (!selected(p, tree ? 1 : 0)) {
+			/* it became something the selectors do not take: it leaves, with its peak */
+			submit(MP_EV_LEAVE, tgid, st->parent, st->group, now, st->rss, 0, st, p, 0);
+			bpf_map_delete_elem(&procs, &tgid);
+			return 0;
+		}
+	}
+	if (!st)
+		return 0;
 	if (mm)
 		read_all(mm, vals);
 	if (st->flags & MP_PROC_EXEC_WAIT) {
@@ -543,6 +741,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		__sync_fetch_and_and(&st->flags, ~(MP_PROC_EXEC_WAIT | MP_PROC_FRESH));
 	}
 	proc_set(st, tgid, vals, 7, now);
+	proc_identity(st, p);
 	gpages = 0;
 	if (track_groups) {
 		__u32 gid = st->group;
@@ -573,5 +772,69 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (bpf_map_delete_elem(&procs, &tgid))
 		return 0;
 	group_add(gid, -(__s64)last, -1, now);
+	return 0;
+}
+
+/*
+ * The kernel chose a victim to free memory: count it (once per process) and tell userspace.
+ * mark_victim has carried the task since v6.8; before, only its pid (core_fixes would need a
+ * flavour for that layout: not done, the program is simply not loaded there).
+ */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(on_oom_victim, struct task_struct *t, uid_t uid)
+{
+	__u32 tgid = t->tgid;
+	struct mp_proc *st = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (!st)
+		return 0;
+	__sync_fetch_and_add(&st->oom_kills, 1);
+	__sync_fetch_and_add(&stats.oom_kills, 1);
+	submit(MP_EV_OOM, tgid, st->parent, st->group, bpf_ktime_get_ns(), st->rss, 0, NULL, t, 0);
+	return 0;
+}
+
+/*
+ * One pass over every task, run by userspace through an iterator link, in no process's context.
+ * REFRESH: a process userspace just started to follow (attach) has its exact values taken now,
+ * even when it is idle and raises no event of its own, so the first value of the series is the
+ * exact sum the rss_stat program computes, not /proc's folded counters. DISCOVER (fleet start):
+ * also add every running process the selectors match, and write its tgid to the iterator's
+ * output so userspace learns the initial set.
+ */
+SEC("iter/task")
+int iter_task(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	__u64 vals[MP_NR_MEMBERS] = {}, now, rss = 0;
+	struct mm_struct *mm;
+	struct mp_proc *p;
+	__u32 tgid;
+
+	if (!t || t->pid != t->tgid)
+		return 0; /* one visit per process: its leader */
+	tgid = t->tgid;
+	mm = t->mm;
+	now = bpf_ktime_get_ns();
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (p) {
+		if (!(p->flags & MP_PROC_FRESH) || !mm || !exact_sums)
+			return 0;
+		read_all(mm, vals);
+		proc_set(p, tgid, vals, 7, now);
+		/* the series starts at this exact value: peak and turning points from here */
+		p->peak = p->rss;
+		p->peak_ts = now;
+		p->zz.dir = 1;
+		p->zz.ext = p->rss;
+		p->zz.ext_ts = now;
+		proc_identity(p, t);
+		return 0;
+	}
+	if (iter_mode != MP_ITER_DISCOVER || !fleet || !mm || !selected(t, -1))
+		return 0;
+	if (proc_add(tgid, 0, 0, in_pid_tree(t) ? MP_PROC_PIDTREE : 0, t, mm, now, &rss))
+		return 0;
+	bpf_seq_write(ctx->meta->seq, &tgid, sizeof(tgid));
 	return 0;
 }

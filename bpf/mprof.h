@@ -28,6 +28,22 @@ enum mp_event_kind {
 	MP_EV_EXEC = 4,		 /* tgid exec'd comm */
 	MP_EV_EXIT = 5,		 /* tgid is gone: its last RSS, peak and peak time */
 	MP_EV_FUNC = 6,		 /* a call boundary from the CPython hook (struct mp_func_event) */
+	MP_EV_JOIN = 7,		 /* fleet: tgid exec'd into a process the selectors match */
+	MP_EV_LEAVE = 8,	 /* fleet: tgid exec'd into one they do not: no longer followed */
+	MP_EV_OOM = 9,		 /* the kernel chose tgid as an OOM victim */
+};
+
+/* Fleet selectors (sel_flags in the BPF object): a process must match every one given. */
+#define MP_SEL_PID 1u	 /* one of the sel_pids, or a descendant of one */
+#define MP_SEL_NAME 2u	 /* its comm contains sel_name */
+#define MP_SEL_CGROUP 4u /* it is in the cgroup v2 sel_cgroup_id or below it */
+#define MP_SEL_USER 8u	 /* its effective uid is sel_uid */
+#define MP_SEL_ALL 16u	 /* every process with memory (kernel threads have none) */
+
+/* What the iterator program does on each pass (iter_mode). */
+enum mp_iter_mode {
+	MP_ITER_REFRESH = 0,  /* exact values for the processes marked MP_PROC_FRESH */
+	MP_ITER_DISCOVER = 1, /* also: add every process the selectors match (fleet start) */
 };
 
 #define MP_FUNC_NAME_LEN 128
@@ -73,6 +89,9 @@ struct mp_event {
 	__s32 exit_code;   /* EXIT: the wait status as in task->exit_code */
 	char comm[MP_COMM_LEN];
 	__u64 group_pages; /* EXEC: the group's summed RSS right after the exec */
+	__u32 uid;	   /* FORK, EXEC, JOIN: effective uid */
+	__u32 pad;
+	__u64 cgroup_id;   /* FORK, EXEC, JOIN: cgroup v2 id (its kernfs inode number) */
 };
 
 /*
@@ -90,6 +109,7 @@ struct mp_zigzag {
 /* Process flags. */
 #define MP_PROC_FRESH 1u /* recompute every member on the next event (added from userspace) */
 #define MP_PROC_PAGE 2u	 /* publish this process's RSS in the rss_page map (CPython hook) */
+#define MP_PROC_PIDTREE 8u /* fleet: in the tree of one of the --pid processes */
 /*
  * Tracked from its next exec on (a command mprof spawned): until then the process is mprof's own
  * forked image, whose pages (mprof's heap, its ring-buffer mapping) are not the command's. Its
@@ -129,6 +149,17 @@ struct mp_proc {
 	__u64 peak;
 	__u64 peak_ts;
 	struct mp_zigzag zz;
+	/*
+	 * Window maxima for the exporter: slot (epoch & 1) holds the highest RSS since userspace
+	 * moved window_epoch to the epoch in its tag. Userspace bumps the epoch at a scrape and
+	 * reads the other slot, which BPF no longer writes.
+	 */
+	__u64 wmax[2];
+	__u32 wtag[2];
+	__u32 uid;	  /* effective uid when it joined or last exec'd */
+	__u32 oom_kills;  /* times chosen as an OOM victim */
+	__u64 cgroup_id;
+	char comm[MP_COMM_LEN];
 };
 
 /* Value of the groups array map: the sum over the group's live processes. */
@@ -145,6 +176,7 @@ struct mp_stats {
 	__u64 events;	     /* ring-buffer records submitted */
 	__u64 lost;	     /* records dropped because the ring buffer was full */
 	__u64 procs_dropped; /* descendants not tracked because the procs map was full */
+	__u64 oom_kills;     /* OOM victims among the tracked processes */
 };
 
 #endif

@@ -54,7 +54,10 @@ static void usage(FILE *f)
 
 enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_VERSION };
 
-/* Returns the index of COMMAND in argv, -1 after printing help (exit 0), -2 on a bad option. */
+/*
+ * Returns the index of COMMAND in argv, -1 after printing help (exit 0), -2 on a bad option, -3
+ * for --attach.
+ */
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longs[] = {
@@ -104,8 +107,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->exit_code = 1;
 			break;
 		case 'a':
-			p_err("run --attach is not available yet: it comes with the attach command");
-			return -2;
+			return -3; /* memory_profiler's run --attach: the attach command */
 		case ':':
 			p_err("option '%s' needs a value", argv[optind - 1]);
 			return -2;
@@ -322,34 +324,6 @@ static int build_command(const struct run_opts *o, char **argv, int argc, const 
 	return 0;
 }
 
-/* memory_profiler's default name: mprofile_YYYYmmddHHMMSS.dat in the current folder. */
-static void default_output(char *buf, size_t n)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(buf, n, "mprofile_%Y%m%d%H%M%S.dat", &tm);
-}
-
-static int open_output(const char *path, const struct mp_cred *cred, struct mp_dat **out,
-		       int *created)
-{
-	int err, err2;
-
-	err = mp_cred__enter(cred);
-	if (err)
-		return err;
-	err = mp_dat__open(out, path, created);
-	err2 = mp_cred__leave(cred);
-	if (err2) {
-		mp_dat__close(*out);
-		*out = NULL;
-		return err2;
-	}
-	return err;
-}
-
 /* Remove the output again when it was created for a command that never started. */
 static void drop_output(const char *path, const struct mp_cred *cred, int created)
 {
@@ -411,11 +385,13 @@ int do_run(int argc, char **argv)
 	idx = parse_args(argc, argv, &o);
 	if (idx == -1)
 		return 0;
+	if (idx == -3)
+		return do_attach(argc, argv);
 	if (idx < 0)
 		return 2;
 	output = o.rec.output;
 	if (!output) {
-		default_output(defname, sizeof(defname));
+		rec_default_output(defname, sizeof(defname));
 		output = defname;
 	}
 	err = mp_cred__from_sudo(&cred);
@@ -452,7 +428,7 @@ int do_run(int argc, char **argv)
 	if (err)
 		goto cleanup;
 	/* opened now so that an unwritable output fails before anything runs */
-	err = open_output(output, &cred, &dat, &created);
+	err = rec_open_output(output, &cred, &dat, &created);
 	if (err) {
 		p_err("cannot open '%s' for writing: %s", output, strerror(-err));
 		goto cleanup;
@@ -598,12 +574,4 @@ cleanup:
 		close(child.err_fd);
 	command_release(&c);
 	return ret;
-}
-
-int do_attach(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	p_err("attach is not available yet");
-	return 2;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "mprof.h"
 #include "record.h"
 
@@ -233,3 +235,32 @@ void rec_report(struct mp_backend *be, const struct rec_opts *o)
 		p_info("%llu malformed kernel records were skipped",
 		       (unsigned long long)st.bad_records);
 }
+
+/* memory_profiler's default name: mprofile_YYYYmmddHHMMSS.dat in the current folder. */
+void rec_default_output(char *buf, size_t n)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(buf, n, "mprofile_%Y%m%d%H%M%S.dat", &tm);
+}
+
+int rec_open_output(const char *path, const struct mp_cred *cred, struct mp_dat **out,
+		       int *created)
+{
+	int err, err2;
+
+	err = mp_cred__enter(cred);
+	if (err)
+		return err;
+	err = mp_dat__open(out, path, created);
+	err2 = mp_cred__leave(cred);
+	if (err2) {
+		mp_dat__close(*out);
+		*out = NULL;
+		return err2;
+	}
+	return err;
+}
+

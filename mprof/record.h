@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include "backend.h"
+#include "dat.h"
+#include "spawn.h"
 
 /* The ranges of the numbers, as the help and the errors state them. */
 #define REC_INTERVAL_MIN 0.001	 /* s: below, a tick costs more than it tells */
@@ -74,5 +76,15 @@ int rec_pending_signal(int *from_tty);
 
 /* The closing lines about the backend's counters (lost records, ...) and, with --stats, more. */
 void rec_report(struct mp_backend *be, const struct rec_opts *o);
+
+/* memory_profiler's default output name, mprofile_YYYYmmddHHMMSS.dat (local time), into @buf. */
+void rec_default_output(char *buf, size_t n);
+
+/*
+ * Open @path for appending as the user @cred names; *@created says whether it was created now.
+ * Returns 0 or -errno.
+ */
+int rec_open_output(const char *path, const struct mp_cred *cred, struct mp_dat **out,
+		    int *created);
 
 #endif

@@ -25,6 +25,10 @@ struct mp_backend_opts {
 	unsigned int ringbuf_kib; /* kernel: ring buffer size, KiB, a power of 2 (0: 4096) */
 	int include_children;	 /* keep group sums (two atomics more per kernel event) */
 	int descendants;	 /* proc: read the descendants too (-C or -M) */
+	unsigned int max_procs;	 /* kernel: processes the table holds (0: MP_MAX_PROCS) */
+	/* kernel, fleet: processes join and leave by these selectors, decided in the kernel */
+	const struct mp_selectors *fleet;
+	int window;		 /* kernel: keep window maxima (the exporter) */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
 	/*
 	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The
@@ -33,11 +37,27 @@ struct mp_backend_opts {
 	int (*libbpf_log)(enum libbpf_print_level level, const char *fmt, va_list ap);
 };
 
+/*
+ * Which processes a fleet follows: every selector given must match (MP_SEL_* in bpf/mprof.h).
+ * --pid: the listed processes and their descendants; --name: the comm contains the text;
+ * --cgroup: in that cgroup v2 or below; --user: that effective uid; --all: every process.
+ */
+struct mp_selectors {
+	unsigned int flags;
+	const pid_t *pids;
+	size_t npids;
+	char name[MP_COMM_LEN];
+	uint64_t cgroup_id;
+	unsigned int cgroup_level;
+	uid_t uid;
+};
+
 struct mp_backend_stats {
 	uint64_t events;	/* records received */
 	uint64_t lost;		/* records the kernel could not queue */
 	uint64_t procs_dropped; /* descendants not followed (map full) */
 	uint64_t bad_records;	/* records that did not decode */
+	uint64_t oom_kills;	/* OOM victims among the tracked processes */
 };
 
 /* What a backend knows of one tracked process (or, with pid 0, of one group's sum) right now. */
@@ -55,6 +75,17 @@ struct mp_view {
 	 */
 	uint64_t rising;
 	double rising_t;
+	/* who it is (kernel backend; the proc backend leaves them empty) */
+	char comm[MP_COMM_LEN + 1];
+	uint32_t uid;
+	uint64_t cgroup_id;
+	unsigned int oom_kills;
+	/*
+	 * The highest RSS between the last two mp_backend.window() calls, when the kernel saw a
+	 * change in that window (window_seen); otherwise the value did not move in it.
+	 */
+	uint64_t window_max;
+	int window_seen;
 };
 
 /* How to start following a process. */
@@ -98,6 +129,19 @@ struct mp_backend {
 	/* Every tracked process of @group, in no particular order. Returns 0 or the first error. */
 	int (*each)(struct mp_backend *b, unsigned int group, mp_view_fn fn, void *ctx);
 	void (*stats)(struct mp_backend *b, struct mp_backend_stats *out);
+	/*
+	 * Make the start values of the processes just tracked with MP_TRACK_NOW exact now (the
+	 * kernel backend sums the per-CPU counters in one pass over the tasks, even for processes
+	 * that raise no event). Returns 0 or -errno.
+	 */
+	int (*settle)(struct mp_backend *b);
+	/*
+	 * Fleet: add every running process the selectors match, and call @fn with each one's pid.
+	 * Returns 0 or -errno. NULL: unsupported.
+	 */
+	int (*discover)(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid), void *ctx);
+	/* Close the current window of maxima (see mp_view.window_max). Returns 0 or -errno. */
+	int (*window)(struct mp_backend *b);
 	/*
 	 * The fd of the RSS page shared with the CPython hook (bpf/mprof.h struct mp_rss_page),
 	 * for a child to inherit, or -EOPNOTSUPP. The backend keeps ownership. NULL: unsupported.

@@ -82,7 +82,7 @@ int mp_event__decode(const void *data, size_t size, const struct mp_clock *c,
 	if (size < sizeof(e))
 		return -EINVAL;
 	memcpy(&e, data, sizeof(e));
-	if (e.kind < MP_EV_EXTREME || e.kind >= MP_EV_FUNC)
+	if (e.kind < MP_EV_EXTREME || e.kind > MP_EV_OOM || e.kind == MP_EV_FUNC)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->kind = e.kind;
@@ -96,6 +96,8 @@ int mp_event__decode(const void *data, size_t size, const struct mp_clock *c,
 	out->peak = e.peak_pages * c->page_size;
 	out->peak_t = e.peak_ts_ns ? mp_clock__epoch(c, e.peak_ts_ns) : 0;
 	out->group_bytes = e.group_pages * c->page_size;
+	out->uid = e.uid;
+	out->cgroup_id = e.cgroup_id;
 	memcpy(out->comm, e.comm, MP_COMM_LEN);
 	out->comm[MP_COMM_LEN] = 0;
 	return 0;

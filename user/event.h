@@ -39,6 +39,8 @@ struct mp_sample {
 	uint64_t peak;	   /* EXIT: the process's peak, bytes */
 	double peak_t;	   /* EXIT: when, epoch seconds */
 	uint64_t group_bytes; /* EXEC: the group's sum right after it */
+	uint32_t uid;	      /* FORK, EXEC, JOIN: effective uid */
+	uint64_t cgroup_id;   /* FORK, EXEC, JOIN: cgroup v2 id */
 	char comm[MP_COMM_LEN + 1];
 	/* MP_EV_FUNC */
 	int32_t tid;

@@ -37,6 +37,7 @@ struct kbackend {
 	struct mp_rss_page *page; /* mmap of the rss_page map, once shared */
 	size_t page_len;
 	int mounted_tracefs; /* we mounted it: unmount it when done */
+	__u32 closed_epoch;  /* the window last closed by k_window() */
 	/* scratch for batched reads of the procs map */
 	__u32 *batch_keys;
 	struct mp_proc *batch_vals;
@@ -206,6 +207,15 @@ static void proc_view(const struct kbackend *k, pid_t pid, const struct mp_proc 
 	v->peak = p->peak * k->clock.page_size;
 	v->peak_t = mp_clock__epoch(&k->clock, p->peak_ts);
 	view_rising(k, &p->zz, p->rss, v);
+	memcpy(v->comm, p->comm, MP_COMM_LEN);
+	v->comm[MP_COMM_LEN] = 0;
+	v->uid = p->uid;
+	v->cgroup_id = p->cgroup_id;
+	v->oom_kills = p->oom_kills;
+	if (p->wtag[k->closed_epoch & 1] == k->closed_epoch) {
+		v->window_max = p->wmax[k->closed_epoch & 1] * k->clock.page_size;
+		v->window_seen = 1;
+	}
 }
 
 static int k_proc(struct mp_backend *b, pid_t pid, struct mp_view *out)
@@ -288,6 +298,74 @@ static void k_stats(struct mp_backend *b, struct mp_backend_stats *out)
 	out->lost = s->lost;
 	out->procs_dropped = s->procs_dropped;
 	out->bad_records = k->bad_records;
+	out->oom_kills = s->oom_kills;
+}
+
+/* One pass of the task iterator in @mode; with @fn, each tgid it writes out. */
+static int run_iter(struct kbackend *k, enum mp_iter_mode mode, int (*fn)(void *ctx, pid_t pid),
+		    void *ctx)
+{
+	struct bpf_link *link;
+	__u32 buf[256];
+	int fd, err = 0;
+	ssize_t n;
+
+	k->skel->bss->iter_mode = mode;
+	link = bpf_program__attach_iter(k->skel->progs.iter_task, NULL);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	/* reading runs the program over every task; records are whole tgids */
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			err = -errno;
+			break;
+		}
+		for (size_t i = 0; fn && !err && i < (size_t)n / sizeof(buf[0]); i++)
+			err = fn(ctx, (pid_t)buf[i]);
+		if (err)
+			break;
+	}
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	k->skel->bss->iter_mode = MP_ITER_REFRESH;
+	return err;
+}
+
+static int k_settle(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+
+	if (!k->skel->rodata->exact_sums)
+		return 0; /* classic tracepoint mode: the next event of each member is exact */
+	return run_iter(k, MP_ITER_REFRESH, NULL, NULL);
+}
+
+static int k_discover(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	struct kbackend *k = (struct kbackend *)b;
+
+	if (!k->opts.fleet)
+		return -EINVAL;
+	return run_iter(k, MP_ITER_DISCOVER, fn, ctx);
+}
+
+static int k_window(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	__u32 e = __atomic_load_n(&k->skel->bss->window_epoch, __ATOMIC_RELAXED);
+
+	/* BPF writes the new epoch's slot from now on: the other one is the closed window */
+	__atomic_store_n(&k->skel->bss->window_epoch, e + 1, __ATOMIC_SEQ_CST);
+	k->closed_epoch = e;
+	return 0;
 }
 
 static int k_rss_page_fd(struct mp_backend *b)
@@ -362,6 +440,34 @@ static int ensure_tracefs(struct kbackend *k)
 	return 0;
 }
 
+/*
+ * mark_victim has passed the task since v6.8 (commit 72ba14deb40a, "mm: oom: add task to the
+ * mark_victim tracepoint"); before, only its pid, which the program does not handle.
+ */
+static bool have_task_mark_victim(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	const struct btf_param *p;
+	bool ok = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
+	if (id > 0) {
+		t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type); /* pointer to the proto */
+		if (t && btf_is_ptr(t))
+			t = btf__type_by_id(btf, t->type);
+		if (t && btf_is_func_proto(t) && btf_vlen(t) >= 2) {
+			p = btf_params(t);
+			ok = btf_is_ptr(btf__type_by_id(btf, p[1].type));
+		}
+	}
+	btf__free(btf);
+	return ok;
+}
+
 /* Open, configure, load and attach the BPF object with one of the two rss_stat programs. */
 static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **reason)
 {
@@ -393,6 +499,29 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	}
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp);
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat_tp, use_tp);
+	/* the iterator needs the exact sums' helpers and is run on demand, never attached */
+	bpf_program__set_autoload(k->skel->progs.iter_task, !use_tp);
+	bpf_program__set_autoattach(k->skel->progs.iter_task, false);
+	bpf_program__set_autoload(k->skel->progs.on_oom_victim, have_task_mark_victim());
+	k->skel->rodata->track_window = k->opts.window;
+	if (k->opts.max_procs) {
+		err = bpf_map__set_max_entries(k->skel->maps.procs, k->opts.max_procs);
+		if (err) {
+			*reason = "invalid process table size";
+			return err;
+		}
+	}
+	if (k->opts.fleet) {
+		const struct mp_selectors *sel = k->opts.fleet;
+
+		k->skel->rodata->fleet = true;
+		k->skel->rodata->sel_flags = sel->flags;
+		memcpy((char *)k->skel->rodata->sel_name, sel->name, MP_COMM_LEN);
+		k->skel->rodata->sel_name_len = strnlen(sel->name, MP_COMM_LEN);
+		k->skel->rodata->sel_cgroup_id = sel->cgroup_id;
+		k->skel->rodata->sel_cgroup_level = sel->cgroup_level;
+		k->skel->rodata->sel_uid = sel->uid;
+	}
 	k->base.method = use_tp ? "tracepoint/kmem/rss_stat" : "tp_btf/rss_stat";
 	if (use_tp) {
 		err = ensure_tracefs(k);
@@ -406,6 +535,16 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 		*reason = err == -EPERM ? "permission denied loading BPF programs"
 					: "the kernel refused the BPF programs";
 		return err;
+	}
+	if (k->opts.fleet) {
+		for (size_t i = 0; i < k->opts.fleet->npids; i++) {
+			__u32 key = k->opts.fleet->pids[i], one = 1;
+
+			if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.sel_pids), &key, &one, 0)) {
+				*reason = "too many pids for the fleet's list (at most 4096)";
+				return -errno;
+			}
+		}
 	}
 	err = mprof_bpf__attach(k->skel);
 	if (err) {
@@ -484,6 +623,9 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	k->base.group = k_group;
 	k->base.each = k_each;
 	k->base.stats = k_stats;
+	k->base.settle = k_settle;
+	k->base.discover = k_discover;
+	k->base.window = k_window;
 	k->base.free = k_free;
 	k->base.rss_page_fd = k_rss_page_fd;
 	k->base.share_rss = k_share_rss;

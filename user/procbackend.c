@@ -265,6 +265,18 @@ static int p_each(struct mp_backend *b, unsigned int group, mp_view_fn fn, void 
 	return 0;
 }
 
+static int p_settle(struct mp_backend *b)
+{
+	(void)b;
+	return 0; /* /proc's values are what this backend has */
+}
+
+static int p_window(struct mp_backend *b)
+{
+	(void)b;
+	return 0; /* no maxima between readings */
+}
+
 static void p_stats(struct mp_backend *b, struct mp_backend_stats *out)
 {
 	(void)b;
@@ -300,6 +312,8 @@ int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *
 	p->base.group = p_group;
 	p->base.each = p_each;
 	p->base.stats = p_stats;
+	p->base.settle = p_settle;
+	p->base.window = p_window;
 	p->base.free = p_free;
 	*out = &p->base;
 	return 0;

@@ -320,6 +320,10 @@ int mp_recorder__on_sample(struct mp_recorder *r, const struct mp_sample *s)
 		return mp_recorder__chld(r, s->pid, s->t, s->bytes);
 	case MP_EV_FUNC:
 		return on_func(r, s);
+	case MP_EV_JOIN:
+	case MP_EV_LEAVE:
+	case MP_EV_OOM:
+		return 0; /* fleet events: a recorder of one process sees its own through the fleet */
 	}
 	return -EINVAL;
 }
