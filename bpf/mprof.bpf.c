@@ -301,9 +301,16 @@ static __always_inline void submit(__u32 kind, __u32 tgid, __u32 ppid, __u32 gro
 		/* racy read of two words, only used for EXIT where the process is gone */
 		e->peak_pages = p->peak;
 		e->peak_ts_ns = p->peak_ts;
+		if (track_window) {
+			__u32 ep = window_epoch;
+
+			e->window_tag = ep;
+			e->window_pages = p->wtag[ep & 1] == ep ? p->wmax[ep & 1] : p->rss;
+		}
 	}
 	e->uid = 0;
-	e->pad = 0;
+	e->window_tag = 0;
+	e->window_pages = 0;
 	e->cgroup_id = 0;
 	if (task) {
 		BPF_CORE_READ_STR_INTO(&e->comm, task, comm);

@@ -90,8 +90,9 @@ struct mp_event {
 	char comm[MP_COMM_LEN];
 	__u64 group_pages; /* EXEC: the group's summed RSS right after the exec */
 	__u32 uid;	   /* FORK, EXEC, JOIN: effective uid */
-	__u32 pad;
+	__u32 window_tag;  /* EXIT, LEAVE: the epoch of window_pages */
 	__u64 cgroup_id;   /* FORK, EXEC, JOIN: cgroup v2 id (its kernfs inode number) */
+	__u64 window_pages; /* EXIT, LEAVE: its window maximum in the current epoch */
 };
 
 /*

@@ -18,6 +18,7 @@ void p_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int do_run(int argc, char **argv);
 int do_attach(int argc, char **argv);
+int do_fleet(int argc, char **argv);
 int do_plot(int argc, char **argv);
 int do_list(int argc, char **argv);
 int do_clean(int argc, char **argv);

@@ -98,6 +98,8 @@ int mp_event__decode(const void *data, size_t size, const struct mp_clock *c,
 	out->group_bytes = e.group_pages * c->page_size;
 	out->uid = e.uid;
 	out->cgroup_id = e.cgroup_id;
+	out->window_tag = e.window_tag;
+	out->window_bytes = e.window_pages * c->page_size;
 	memcpy(out->comm, e.comm, MP_COMM_LEN);
 	out->comm[MP_COMM_LEN] = 0;
 	return 0;

@@ -41,6 +41,8 @@ struct mp_sample {
 	uint64_t group_bytes; /* EXEC: the group's sum right after it */
 	uint32_t uid;	      /* FORK, EXEC, JOIN: effective uid */
 	uint64_t cgroup_id;   /* FORK, EXEC, JOIN: cgroup v2 id */
+	uint32_t window_tag;  /* EXIT, LEAVE: epoch of window_bytes */
+	uint64_t window_bytes; /* EXIT, LEAVE: its maximum in that window */
 	char comm[MP_COMM_LEN + 1];
 	/* MP_EV_FUNC */
 	int32_t tid;

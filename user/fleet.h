@@ -70,4 +70,39 @@ void mp_fleet__totals(const struct mp_fleet *f, struct mp_fleet_totals *out);
  */
 int mp_fleet__window(struct mp_fleet *f);
 
+/* ---- building the table (the fleet command) --------------------------------------------- */
+
+struct mp_dat;
+
+struct mp_fleet_opts {
+	/* With a folder, one memory_profiler .dat per process (mprofile_<pid>_<start>.dat). */
+	const char *out_dir;
+	double hold; /* the recorders' hold-back, seconds (about one interval) */
+	/* Creates a file as the right user (mprof under sudo); NULL: mp_dat__open(). */
+	int (*open_file)(void *ctx, const char *path, struct mp_dat **out, int *created);
+	void *open_ctx;
+	/* An exporter takes exited processes out of the table (after one scrape). */
+	bool exporter;
+	const char *cgroup_root; /* where cgroup v2 is mounted; NULL: /sys/fs/cgroup */
+};
+
+/* A new, empty table. Returns 0 or -ENOMEM. Free with mp_fleet__free() (accepts NULL). */
+int mp_fleet__new(struct mp_fleet **out, const struct mp_fleet_opts *o);
+void mp_fleet__free(struct mp_fleet *f);
+
+/* The table as a sink of the recording loop. */
+struct mp_sink *mp_fleet__sink(struct mp_fleet *f);
+
+/*
+ * A process that was running when the fleet started (the backend's discovery found it): it
+ * joins without counting as a start. Returns 0 or -ENOMEM.
+ */
+int mp_fleet__add_initial(struct mp_fleet *f, struct mp_backend *be, pid_t pid);
+
+/* After the initial processes: link each to its parent when the parent is in the table. */
+int mp_fleet__resolve_parents(struct mp_fleet *f);
+
+/* How many per-process files could not be written, and the first error (-errno). */
+uint64_t mp_fleet__files_failed(const struct mp_fleet *f, int *first_err);
+
 #endif

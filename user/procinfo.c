@@ -248,3 +248,26 @@ int mp_proc_cgroup(pid_t pid, char *out, size_t size)
 	}
 	return -ENOENT;
 }
+
+int mp_cgroup2_root(char *out, size_t size)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	/* "id parent maj:min root mountpoint options [optional...] - fstype source superopts" */
+	while (err && fgets(line, sizeof(line), f)) {
+		char *dash = strstr(line, " - "), mnt[4096];
+
+		if (!dash || strncmp(dash + 3, "cgroup2 ", 8))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
+			snprintf(out, size, "%s", mnt);
+			err = 0;
+		}
+	}
+	fclose(f);
+	return err;
+}

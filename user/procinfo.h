@@ -41,4 +41,10 @@ int mp_proc_each_descendant(pid_t pid, int (*fn)(void *ctx, pid_t pid), void *ct
  */
 int mp_proc_cgroup(pid_t pid, char *out, size_t size);
 
+/*
+ * Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid
+ * systems), from /proc/self/mountinfo, into @out. Returns 0 or -ENOENT.
+ */
+int mp_cgroup2_root(char *out, size_t size);
+
 #endif

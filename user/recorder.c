@@ -391,6 +391,18 @@ static int sink_tick(struct mp_sink *s, struct mp_backend *be, double now)
 	return err;
 }
 
+int mp_recorder__tick_view(struct mp_recorder *r, const struct mp_view *v, double now)
+{
+	int err = rising(r, v);
+
+	if (!err)
+		err = mp_recorder__mem(r, now, v->rss);
+	r->prev_tick_t = now;
+	if (!err)
+		err = mp_recorder__flush(r, now - r->opts.hold);
+	return err;
+}
+
 static int finish_proc(void *ctx, const struct mp_view *v)
 {
 	struct mp_recorder *r = ctx;

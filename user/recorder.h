@@ -83,6 +83,13 @@ int mp_recorder__flush(struct mp_recorder *r, double upto);
  */
 struct mp_sink *mp_recorder__sink(struct mp_recorder *r);
 
+/*
+ * A tick for a recorder whose values the caller reads itself (the fleet reads every process in
+ * one pass): @v is the root's view at epoch @now. Writes as the sink's tick does. Returns 0 or
+ * -errno.
+ */
+int mp_recorder__tick_view(struct mp_recorder *r, const struct mp_view *v, double now);
+
 /* Has the root started (exec'd, for a spawned command)? */
 int mp_recorder__started(const struct mp_recorder *r);
 
