@@ -52,7 +52,7 @@ ASAN_LDFLAGS := -fsanitize=address,undefined,float-cast-overflow
 # libbpf's usdt.bpf.h includes <linux/errno.h>, whose <asm/...> lives in the multiarch folder.
 BPF_SYS_INCLUDES := $(shell $(CC) -print-multiarch 2>/dev/null | sed 's|^..*|-idirafter /usr/include/&|')
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 $(BPF_SYS_INCLUDES) -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf \
-	-Wall -Wno-unused-function
+	-Wall -Wno-unused-function $(EXTRA_BPF_CFLAGS)
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))

@@ -495,12 +495,19 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	__u32 tgid;
 	int m;
 
+#ifdef MP_STAGE /* bench/bench_fleet.py: stop after stage N to price each step */
+#define STAGE(n) if (MP_STAGE < (n)) return 0
+#else
+#define STAGE(n)
+#endif
+	STAGE(1);
 	m = our_member(member);
 	if (m < 0)
 		return 0;
 	tgid = mm_tgid(mm);
 	if (!tgid)
 		return 0;
+	STAGE(2);
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p || (p->flags & MP_PROC_EXEC_WAIT))
 		return 0;
@@ -509,8 +516,28 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 		proc_set(p, tgid, vals, 7, bpf_ktime_get_ns());
 		return 0;
 	}
+	STAGE(3);
+	vals[0] = member_pages(mm, m);
+	STAGE(4);
+#ifdef MP_COARSE
+	vals[1] = bpf_jiffies64();
+#else
+	vals[1] = bpf_ktime_get_ns();
+#endif
+	STAGE(5);
 	/* Only the member that changed is re-summed: every change raises its own event. */
-	proc_set_member(p, tgid, m, member_pages(mm, m), bpf_ktime_get_ns());
+	proc_set_member(p, tgid, m, vals[0], vals[1]);
+	return 0;
+}
+
+/*
+ * The floor the benchmark compares with: an empty program on the same tracepoint, loaded instead
+ * of on_rss_stat (mp_backend_opts.floor). What it costs is what the kernel charges for calling a
+ * BPF program at all on every RSS change.
+ */
+SEC("tp_btf/rss_stat")
+int BPF_PROG(on_rss_stat_floor, struct mm_struct *mm, int member)
+{
 	return 0;
 }
 

@@ -459,7 +459,10 @@ int do_fleet(int argc, char **argv)
 			.fleet = &o.sel,
 			.window = o.listen != NULL,
 		};
+		const char *floor = getenv("MPROF_BENCH_FLOOR");
 
+		/* bench/bench_fleet.py: the same object with an empty rss_stat program */
+		bo.floor = floor && !strcmp(floor, "1");
 		err = mp_backend_kernel__new(&be, &bo, &why);
 		if (err) {
 			p_err("mprof fleet needs the kernel backend: %s", why ? why : strerror(-err));

@@ -29,6 +29,7 @@ struct mp_backend_opts {
 	/* kernel, fleet: processes join and leave by these selectors, decided in the kernel */
 	const struct mp_selectors *fleet;
 	int window;		 /* kernel: keep window maxima (the exporter) */
+	int floor;		 /* kernel, benchmarks: an empty rss_stat program instead (no values) */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
 	/*
 	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The

@@ -497,7 +497,8 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 			return err;
 		}
 	}
-	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp);
+	bpf_program__set_autoload(k->skel->progs.on_rss_stat, !use_tp && !k->opts.floor);
+	bpf_program__set_autoload(k->skel->progs.on_rss_stat_floor, !use_tp && k->opts.floor);
 	bpf_program__set_autoload(k->skel->progs.on_rss_stat_tp, use_tp);
 	/* the iterator needs the exact sums' helpers and is run on demand, never attached */
 	bpf_program__set_autoload(k->skel->progs.iter_task, !use_tp);
