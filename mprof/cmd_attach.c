@@ -65,6 +65,7 @@ static int parse_args(int argc, char **argv, struct attach_opts *o)
 		{ "rss-tracepoint", no_argument, NULL, REC_OPT_TP },
 		{ "stats", no_argument, NULL, REC_OPT_STATS },
 		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
+		{ "max-rss", required_argument, NULL, REC_OPT_MAXRSS },
 		/* run's flags that mean nothing for a running process, accepted as memory_profiler */
 		{ "python", no_argument, NULL, 'P' },
 		{ "nopython", no_argument, NULL, 'P' },
@@ -316,7 +317,7 @@ int do_attach(int argc, char **argv)
 	rec_report(be, &o.rec);
 	if (res.end == MP_LOOP_ROOT_EXITED)
 		p_info("process %d exited", (int)pid);
-	ret = 0;
+	ret = rec_check_budget(&o.rec, rec);
 	goto cleanup;
 
 drop_file:

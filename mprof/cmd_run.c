@@ -77,6 +77,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "rss-tracepoint", no_argument, NULL, REC_OPT_TP },
 		{ "stats", no_argument, NULL, REC_OPT_STATS },
 		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
+		{ "max-rss", required_argument, NULL, REC_OPT_MAXRSS },
 		{ 0 },
 	};
 	int c, r;
@@ -539,6 +540,8 @@ int do_run(int argc, char **argv)
 		if (o.exit_code)
 			ret = code;
 	}
+	if (rec_check_budget(&o.rec, rec))
+		ret = REC_EXIT_OVER_BUDGET;
 	goto cleanup;
 
 kill_child:

@@ -9,6 +9,8 @@
 
 #include "mprof.h"
 #include "record.h"
+#include "recorder.h"
+#include "size.h"
 
 /* The smallest granularity: below one page the kernel side rounds up to a page anyway. */
 #define REC_GRAN_MIN 0.001
@@ -30,7 +32,9 @@ const char rec_opts_help[] =
 	"  --stats                print what the backend measured with, its counters and\n"
 	"                         mprof's own start-up and teardown times\n"
 	"  --ringbuf-kib N        kernel backend: ring buffer size, a power of 2 from 4 to\n"
-	"                         1048576 (default 4096 KiB)\n";
+	"                         1048576 (default 4096 KiB)\n"
+	"  --max-rss SIZE         a memory budget (512MiB, 2G, 100MB...): when the peak (with\n"
+	"                         -C, of the tree) goes over it, say so and exit with status 99\n";
 
 void rec_opts_init(struct rec_opts *o)
 {
@@ -104,6 +108,18 @@ int rec_opt(struct rec_opts *o, int c, const char *arg)
 	case REC_OPT_STATS:
 		o->stats = 1;
 		return 1;
+	case REC_OPT_MAXRSS: {
+		int e = mp_size__parse(arg, &o->max_rss);
+
+		if (e || !o->max_rss) {
+			p_err("invalid size '%s' for --max-rss: expected a number and a unit, as in "
+			      "512MiB, 2G or 100MB",
+			      arg);
+			return -1;
+		}
+		o->max_rss_arg = arg;
+		return 1;
+	}
 	case REC_OPT_RINGBUF: {
 		char *end;
 		unsigned long v;
@@ -264,3 +280,15 @@ int rec_open_output(const char *path, const struct mp_cred *cred, struct mp_dat 
 	return err;
 }
 
+
+int rec_check_budget(const struct rec_opts *o, const struct mp_recorder *rec)
+{
+	uint64_t peak = mp_recorder__mem_max(rec);
+
+	if (!o->max_rss || peak <= o->max_rss)
+		return 0;
+	p_info("the peak, %.3f MiB at %.3f s, is over --max-rss %s (%.3f MiB)", peak / 1048576.0,
+	       mp_recorder__mem_max_t(rec) - mp_recorder__first_t(rec), o->max_rss_arg,
+	       o->max_rss / 1048576.0);
+	return REC_EXIT_OVER_BUDGET;
+}

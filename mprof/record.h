@@ -28,7 +28,12 @@ struct rec_opts {
 	int force_tracepoint;
 	int stats;
 	unsigned int ringbuf_kib;
+	uint64_t max_rss; /* --max-rss, bytes, 0: none */
+	const char *max_rss_arg;
 };
+
+/* mprof's exit status when the peak went over --max-rss. */
+#define REC_EXIT_OVER_BUDGET 99
 
 /* Defaults: -T 0.1, 1 MiB granularity. */
 void rec_opts_init(struct rec_opts *o);
@@ -47,6 +52,7 @@ enum {
 	REC_OPT_TP,
 	REC_OPT_STATS,
 	REC_OPT_RINGBUF,
+	REC_OPT_MAXRSS,
 };
 
 /* The help lines of the shared options. */
@@ -73,6 +79,14 @@ int rec_signals(sigset_t *waitmask);
 
 /* The signal received since the last call, or 0; *@from_tty: sent by the terminal to the group. */
 int rec_pending_signal(int *from_tty);
+
+struct mp_recorder;
+
+/*
+ * --max-rss: when the recorded peak went over it, say so in one line (the peak, when, the limit)
+ * and return REC_EXIT_OVER_BUDGET; else 0.
+ */
+int rec_check_budget(const struct rec_opts *o, const struct mp_recorder *rec);
 
 /* The closing lines about the backend's counters (lost records, ...) and, with --stats, more. */
 void rec_report(struct mp_backend *be, const struct rec_opts *o);

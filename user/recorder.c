@@ -46,6 +46,8 @@ struct mp_recorder {
 	size_t npend, cappend;
 	uint32_t seq;
 	uint64_t mem_max;
+	double mem_max_t;
+	double first_t; /* epoch of the first MEM point */
 	int mem_seen;
 	struct child *kids; /* open addressing, power-of-two size */
 	size_t nkids, capkids;
@@ -163,8 +165,12 @@ static int push(struct mp_recorder *r, pid_t pid, double t, uint64_t bytes)
 
 int mp_recorder__mem(struct mp_recorder *r, double t, uint64_t bytes)
 {
-	if (!r->mem_seen || bytes > r->mem_max)
+	if (!r->mem_seen || bytes > r->mem_max) {
 		r->mem_max = bytes;
+		r->mem_max_t = t;
+	}
+	if (!r->mem_seen || t < r->first_t)
+		r->first_t = t;
 	r->mem_seen = 1;
 	return push(r, 0, t, bytes);
 }
@@ -210,6 +216,16 @@ int mp_recorder__chld_peak(struct mp_recorder *r, pid_t pid, double t, uint64_t 
 uint64_t mp_recorder__mem_max(const struct mp_recorder *r)
 {
 	return r->mem_max;
+}
+
+double mp_recorder__mem_max_t(const struct mp_recorder *r)
+{
+	return r->mem_max_t;
+}
+
+double mp_recorder__first_t(const struct mp_recorder *r)
+{
+	return r->first_t;
 }
 
 uint64_t mp_recorder__chld_max(const struct mp_recorder *r, pid_t pid)

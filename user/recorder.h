@@ -93,8 +93,11 @@ int mp_recorder__tick_view(struct mp_recorder *r, const struct mp_view *v, doubl
 /* Has the root started (exec'd, for a spawned command)? */
 int mp_recorder__started(const struct mp_recorder *r);
 
-/* Highest MEM value written or pending, in bytes. */
+/* Highest MEM value written or pending, in bytes, and its epoch time. */
 uint64_t mp_recorder__mem_max(const struct mp_recorder *r);
+double mp_recorder__mem_max_t(const struct mp_recorder *r);
+/* Epoch time of the earliest MEM point (0 before any). */
+double mp_recorder__first_t(const struct mp_recorder *r);
 /* Highest value of child @pid written or pending, in bytes (0 if never seen). */
 uint64_t mp_recorder__chld_max(const struct mp_recorder *r, pid_t pid);
 

@@ -342,3 +342,26 @@ def test_tracefs_mounted_by_mprof_is_unmounted_again(tmp_path):
     finally:
         if was and not mounted():
             subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+
+
+# ---- budgets (--max-rss) ------------------------------------------------------------------------
+
+@needs_kernel
+def test_max_rss_over_budget_exits_99_with_one_line(tmp_path):
+    p, out = run_mprof(["--max-rss", "50MiB", target("alloc"), "100", "50"], tmp_path,
+                       check=False)
+    assert p.returncode == 99, p
+    err = p.stderr.splitlines()
+    assert len(err) == 1 and "is over --max-rss 50MiB (50.000 MiB)" in err[0], err
+    peak = float(re.search(r"the peak, ([\d.]+) MiB", err[0]).group(1))
+    assert abs(peak - Dat(out).peak()) < 0.001  # the line names the file's own peak
+    p, _ = run_mprof(["--max-rss", "1G", target("alloc"), "100", "50"], tmp_path)
+    assert p.returncode == 0 and p.stderr == "", p
+    p, _ = run_mprof(["-C", "--max-rss", "100 MB", target("tree")], tmp_path, check=False)
+    assert p.returncode == 99, "the tree's sum is what -C budgets"
+
+
+@pytest.mark.parametrize("arg", ["50", "-1MiB", "1e3MB", "lots"])
+def test_max_rss_needs_a_size_with_a_unit(tmp_path, arg):
+    p, _ = run_mprof(["--max-rss", arg, "true"], tmp_path, check=False)
+    assert p.returncode == 2 and "invalid size" in p.stderr, p
