@@ -127,7 +127,7 @@ struct mp_zigzag {
  * and raises peak_bytes[0 .. slots_used-1].
  */
 #define MP_RSS_PAGE_MAGIC 0x5352504du /* "MPRS" */
-#define MP_RSS_PAGE_VERSION 1u
+#define MP_RSS_PAGE_VERSION 2u
 #define MP_RSS_PAGE_SLOTS 64
 
 struct mp_rss_page {
@@ -138,6 +138,12 @@ struct mp_rss_page {
 	__u64 seq;	  /* incremented after each rss_bytes update */
 	__u64 rss_bytes;  /* file + anon + shmem of the publishing process, bytes */
 	__u64 peak_bytes[MP_RSS_PAGE_SLOTS];
+	/*
+	 * The process the page describes: the fd is inherited by its descendants too (a shell in
+	 * between passes it on), and they must not take the page for their own RSS.
+	 */
+	__u32 tgid;
+	__u32 pad;
 };
 
 /* Value of the procs hash map, key: tgid. */

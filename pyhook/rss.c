@@ -117,6 +117,16 @@ static int shared_open(const char *env)
 		return -err;
 	}
 	s = p;
+	if (s->magic == MP_RSS_MAGIC && s->version == MP_RSS_VERSION &&
+	    s->nslots == MP_RSS_SLOTS && s->tgid != (uint32_t)getpid()) {
+		/* a descendant that inherited the fd: the page is someone else's RSS */
+		snprintf(rss_g.why, sizeof(rss_g.why),
+			 "%s=%ld describes process %u, not this one", MP_RSS_ENV, fd,
+			 (unsigned int)s->tgid);
+		munmap(p, len);
+		close((int)fd);
+		return -ESRCH;
+	}
 	if (s->magic != MP_RSS_MAGIC || s->version != MP_RSS_VERSION ||
 	    s->nslots != MP_RSS_SLOTS) {
 		snprintf(rss_g.why, sizeof(rss_g.why),

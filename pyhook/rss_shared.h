@@ -19,7 +19,7 @@
 
 #define MP_RSS_ENV	"MPROF_RSS_FD"
 #define MP_RSS_MAGIC	0x5352504dU	/* "MPRS" little-endian */
-#define MP_RSS_VERSION	1U
+#define MP_RSS_VERSION	2U
 /* One peak register per Python thread that runs profiled code; 64 covers
  * the thread pools we have seen, the rest share the last slot (documented
  * imprecision, never a wrong current value). */
@@ -38,6 +38,8 @@ struct mp_rss_shared {
 				/* BPF: peak[i] = max(peak[i], rss_bytes) on every
 				 * change; hook thread i: peak[i] = rss_bytes at
 				 * the start of a line (a plain store) */
+	uint32_t tgid;		/* the process described: only it may use the page */
+	uint32_t pad;
 };
 
 /*

@@ -397,6 +397,7 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	}
 	memset((void *)k->page, 0, sizeof(*k->page));
 	k->page->version = MP_RSS_PAGE_VERSION;
+	k->page->tgid = (__u32)pid;
 	k->page->nslots = MP_RSS_PAGE_SLOTS;
 	k->page->rss_bytes = p.rss * k->clock.page_size;
 	/* the hook checks the magic last: publish it after everything else */

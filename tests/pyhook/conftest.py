@@ -104,7 +104,8 @@ def line_of(script, text):
     raise AssertionError('%r not in %s' % (text, script))
 
 
-RSS_PAGE_SIZE = 544  # sizeof(struct mp_rss_shared): 4 u32, 2 u64, 64 u64 peak slots
+RSS_PAGE_SIZE = 552  # sizeof(struct mp_rss_shared): 4 u32, 2 u64, 64 u64 peak slots, tgid, pad
+RSS_PAGE_TGID = 544  # offset of the tgid the page describes
 
 
 def bpf_rss_map():
@@ -121,3 +122,15 @@ def bpf_rss_map():
     if fd < 0:
         pytest.skip('cannot create a BPF map: %s' % os.strerror(ctypes.get_errno()))
     return fd
+
+
+def page_owner_is_child(fd):
+    """preexec_fn: the page describes the child itself (its pid is kept across exec)."""
+    import mmap
+    import struct
+
+    def set_owner():
+        m = mmap.mmap(fd, 4096)
+        struct.pack_into('I', m, RSS_PAGE_TGID, os.getpid())
+        m.close()
+    return set_owner

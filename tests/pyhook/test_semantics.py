@@ -6,7 +6,7 @@ import struct
 import pytest
 
 
-from conftest import bpf_rss_map, MIB, line_of, parse_report, results_rows, row, run, table
+from conftest import bpf_rss_map, page_owner_is_child, MIB, line_of, parse_report, results_rows, row, run, table
 
 
 def _json(py, script, **kw):
@@ -90,10 +90,10 @@ def test_kernel_page_exact_attribution(py):
     fd2 = os.dup(fd)
     try:
         m = mmap.mmap(fd, 4096)
-        m[0:16] = struct.pack('IIII', 0x5352504d, 1, 64, 0)
+        m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
         m.close()
         r = run(py, ['shared_page.py'], env={'MPROF_RSS_FD': str(fd), 'TEST_FD': str(fd2)},
-                pass_fds=(fd, fd2))
+                pass_fds=(fd, fd2), preexec_fn=page_owner_is_child(fd))
     finally:
         os.close(fd)
         os.close(fd2)
@@ -133,7 +133,7 @@ def test_bad_rss_fd_falls_back_without_crashing(py, tmp_path, what):
     elif what == 'memfd page':
         fds = [os.memfd_create('mprof-rss')]
         os.ftruncate(fds[0], 4096)
-        os.pwrite(fds[0], struct.pack('IIII', 0x5352504d, 1, 64, 0), 0)
+        os.pwrite(fds[0], struct.pack('IIII', 0x5352504d, 2, 64, 0), 0)
     elif what == 'pipe':
         fds = list(os.pipe())
     env = {'MPROF_RSS_FD': str(fds[0]) if fds else '12x', 'MPROF_FUNC_FD': '99'}
@@ -157,12 +157,17 @@ def test_the_loader_map_is_taken_and_its_number_not_passed_on(py, tmp_path):
     fd = bpf_rss_map()
     import mmap
     m = mmap.mmap(fd, 4096)
-    m[0:16] = struct.pack('IIII', 0x5352504d, 1, 64, 0)
+    m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
     m.close()
     try:
-        r = run(py, [probe_script(tmp_path)], env={'MPROF_RSS_FD': str(fd)}, pass_fds=(fd,))
+        r = run(py, [probe_script(tmp_path)], env={'MPROF_RSS_FD': str(fd)}, pass_fds=(fd,),
+                preexec_fn=page_owner_is_child(fd))
+        # the same page seen by a process it does not describe (a grandchild): refused
+        r2 = run(py, [probe_script(tmp_path)], env={'MPROF_RSS_FD': str(fd)}, pass_fds=(fd,))
     finally:
         os.close(fd)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1].split() == ['kernel', 'None', 'None'], (r.stdout, r.stderr)
     assert r.stderr == '', r.stderr
+    assert r2.stdout.splitlines()[-1].split() == ['statm', 'None', 'None'], r2.stdout
+    assert 'describes process' in r2.stderr, r2.stderr
