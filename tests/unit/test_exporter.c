@@ -4,6 +4,7 @@
  * survive processes leaving), the window protocol, errors, and the listen address.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -666,6 +667,79 @@ static void empty_table(void **state)
 	mp_exporter__free(NULL);
 }
 
+/* A table of @n processes whose start times are @t[]. */
+struct times {
+	struct mp_fleet_proc *rows;
+	size_t n;
+};
+
+static int times_each(void *ctx, mp_fleet_fn fn, void *fctx)
+{
+	struct times *t = ctx;
+
+	for (size_t i = 0; i < t->n; i++) {
+		int err = fn(fctx, &t->rows[i]);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void start_times_as_printf_writes_them(void **state)
+{
+	enum { N = 6000 };
+	struct times t = { calloc(N, sizeof(struct mp_fleet_proc)), N };
+	struct mp_exporter_src src = { times_each, NULL, NULL, &t };
+	struct mp_exporter *e = NULL;
+	char *body, *s, want[64], prefix[64];
+	size_t len;
+	uint64_t x = 88172645463325252ull;
+
+	(void)state;
+	assert_non_null(t.rows);
+	for (size_t i = 0; i < N; i++) {
+		double v;
+
+		/* xorshift: reproducible "random" bits */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i < 2000)	   /* now-ish epochs, every fraction bit */
+			v = 1.7e9 + (double)(x % 400000000) / 1e4 + (double)(x >> 40) / 16777216.0;
+		else if (i < 4000) /* j/128 s: exact half-microsecond ties for every odd j */
+			v = 1700000000.0 + (double)(i - 2000) / 128.0;
+		else if (i < 5990) /* the whole range of the fast path and past it */
+			v = ldexp(1.0 + (double)(x % 1000000) / 1e6, (int)(i % 60));
+		else
+			v = (double[]){ 0.0, 0.5, 1048576.0, 1048575.9999995, 9007199254740991.0,
+					9007199254740992.0, 1e17, 1700000000.9999995, 1.5e-7,
+					1700000000.0000005 }[i - 5990];
+		t.rows[i].pid = (pid_t)(i + 1);
+		t.rows[i].start_t = v;
+	}
+	assert_int_equal(mp_exporter__new(&e, &src, &(struct mp_exporter_opts){
+			 .group_by = MP_EXPORTER_BY_PID }, NULL), 0);
+	assert_int_equal(mp_exporter__scrape(e, MP_EXPO_TEXT, 1, &body, &len), 0);
+	s = strndup(body, len);
+	for (size_t i = 0; i < N; i++) {
+		const char *line;
+
+		snprintf(prefix, sizeof(prefix), "\nmprof_process_start_time_seconds{pid=\"%zu\"} ",
+			 i + 1);
+		line = strstr(s, prefix);
+		assert_non_null(line);
+		line += strlen(prefix);
+		snprintf(want, sizeof(want), "%.6f\n", t.rows[i].start_t);
+		if (strncmp(line, want, strlen(want)))
+			fail_msg("%.17g: got %.30s, want %s", t.rows[i].start_t, line, want);
+	}
+	free(s);
+	free(body);
+	free(t.rows);
+	mp_exporter__free(e);
+}
+
 static void parse_group(void **state)
 {
 	enum mp_exporter_group g = MP_EXPORTER_PER_PROCESS;
@@ -794,6 +868,7 @@ int main(void)
 		cmocka_unit_test(many_groups),
 		cmocka_unit_test(source_errors_fail_the_scrape),
 		cmocka_unit_test(empty_table),
+		cmocka_unit_test(start_times_as_printf_writes_them),
 		cmocka_unit_test(parse_group),
 		cmocka_unit_test(listen_addresses),
 	};
