@@ -18,14 +18,21 @@
 
 #include "exporter.h"
 
+/* Long enough for a scrape over a slow link; short enough that stuck clients free their slot. */
 #define DEFAULT_CONN_TIMEOUT_S 10
+/* A few scrapers, a federating server and someone's curl; each costs CONN_MEMORY at most. */
 #define DEFAULT_MAX_CONNS 32
+/*
+ * Ten minutes: longer than any scrape interval in use, so a group's counters survive a gap
+ * without processes; bounded, so that a churn of command names does not grow forever.
+ */
 #define DEFAULT_GROUP_IDLE_S 600.0
 /*
  * Per-connection memory, which bounds the request line and headers (libmicrohttpd answers 431
  * or 414 beyond it). Prometheus sends about 300 bytes; a browser about 1 KiB.
  */
 #define CONN_MEMORY (16 * 1024)
+/* Connections beyond DEFAULT_MAX_CONNS wait here (the kernel's, not ours). */
 #define LISTEN_BACKLOG 64
 #define DEFAULT_HOST "127.0.0.1"
 
@@ -567,9 +574,9 @@ static int aggregate(struct mp_exporter *e, double now)
 		ns = calloc(e->nrows, sizeof(*ns));
 		if (!ns)
 			return -ENOMEM;
-	}
-	if (e->nrows)
+		/* both sides sorted by (pid, start): one merge pairs this scrape with the last */
 		qsort(e->rows, e->nrows, sizeof(*e->rows), cmp_row);
+	}
 	for (size_t i = 0; i < e->nrows; i++) {
 		struct row *r = &e->rows[i];
 		int c = 1;

@@ -103,6 +103,7 @@ struct mp_source *mp_exporter__source(struct mp_exporter *e);
 /* The TCP port listened on (the one the kernel chose for port 0), or -1 without a server. */
 int mp_exporter__port(const struct mp_exporter *e);
 
+/* What the HTTP side has served so far (for --stats and tests). */
 void mp_exporter__stats(const struct mp_exporter *e, struct mp_exporter_stats *out);
 
 /*

@@ -12,6 +12,7 @@ its own temporary storage and a generated configuration that scrapes the given t
 Outside pytest, `with PromServer(jobs, workdir) as prom: ...` does the same. The fixture skips
 the test, with the reason, when the prometheus binary is missing. Nothing here needs root.
 """
+import atexit
 import json
 import math
 import os
@@ -45,6 +46,17 @@ def free_port():
 
 class PromError(Exception):
     pass
+
+
+_running = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test run that dies before its teardown must not leave servers behind."""
+    for proc in list(_running):
+        if proc.poll() is None:
+            proc.kill()
 
 
 class PromServer:
@@ -102,6 +114,7 @@ class PromServer:
                  "--storage.tsdb.retention.time=1d"] + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
+            _running.add(self.proc)
             log.close()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
@@ -132,6 +145,7 @@ class PromServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        _running.discard(self.proc)
 
     def stop(self):
         """SIGTERM, then SIGKILL after 10 s; removes a temporary workdir."""
@@ -141,6 +155,7 @@ class PromServer:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._kill()
+        _running.discard(self.proc)
         self.proc = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
