@@ -34,13 +34,13 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 
 # Our flags come first; the user's CFLAGS/LDFLAGS are appended, never replaced.
 MP_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -O2 -g -D_GNU_SOURCE -MMD -MP \
 	-I$(OUT) -Iuser -Ibpf $(CAIRO_CFLAGS) $(MHD_CFLAGS) $(EXTRA_CFLAGS)
 MP_LDFLAGS := $(EXTRA_LDFLAGS)
-MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null) \
 	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
