@@ -40,7 +40,9 @@ MP_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -O2 -g -D_GNU_SOURCE -MMD -MP \
 	-I$(OUT) -Iuser -Ibpf $(CAIRO_CFLAGS) $(EXTRA_CFLAGS)
 MP_LDFLAGS := $(EXTRA_LDFLAGS)
-LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null)
+# The live view (mprof/live.c) draws with ncurses' wide-character library.
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null) $(CURSES_LIBS)
 
 # The sanitizer build: ASan, UBSan and float-to-integer overflow (not part of UBSan's default
 # set), every finding fatal. `make asan` runs the unit tests under it, test-files and
@@ -80,7 +82,7 @@ all: $(MPROF) $(TARGET_BINS)
 DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
-	libclang-rt-14-dev util-linux procps
+	libclang-rt-14-dev util-linux procps libncurses-dev tmux
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -148,6 +150,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 # Sub-suites owned by other parts of the tree add themselves to TEST_SUITES.
 TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
+-include tests/live.mk
 -include pyhook/pyhook.mk
 
 test: deps
