@@ -50,6 +50,13 @@
 #define MIN_COLS 20
 #define ESC_DELAY_MS 25 /* an arrow key's bytes arrive in one write: no need to wait long */
 
+/* Sort keys of the screen (keys r, p, g). */
+enum mp_live_sort {
+	MP_LIVE_BY_RSS = 0,
+	MP_LIVE_BY_PEAK = 1,
+	MP_LIVE_BY_GROWTH = 2,
+};
+
 /* One process as the snapshot holds it: a copy, since the table's strings are the table's. */
 struct row {
 	pid_t pid;
@@ -230,7 +237,7 @@ static int write_lines(struct mp_live *v)
 
 	errno = 0;
 	if (!v->header_done) {
-		fputs("# mprof live v1\n"
+		fputs("# mprof fleet v1\n"
 		      "# total <epoch> <tracked> <started> <exited> <oom_kills> <records_lost> "
 		      "<procs_dropped>\n"
 		      "# proc <epoch> <pid> <user> <comm> <rss_bytes> <peak_bytes> <peak_epoch> "
@@ -242,7 +249,8 @@ static int write_lines(struct mp_live *v)
 		" %" PRIu64 "\n",
 		v->now, t->tracked, t->starts, t->exits, t->oom_kills, t->records_lost,
 		t->procs_dropped);
-	qsort(v->rows, v->nrows, sizeof(*v->rows), cmp_pid);
+	if (v->nrows)
+		qsort(v->rows, v->nrows, sizeof(*v->rows), cmp_pid);
 	for (size_t i = 0; i < v->nrows; i++) {
 		const struct row *r = &v->rows[i];
 
@@ -711,7 +719,8 @@ static int render(struct mp_live *v)
 		refresh();
 		return 0;
 	}
-	qsort_r(v->rows, v->nrows, sizeof(*v->rows), cmp_rows, &v->sort);
+	if (v->nrows) /* rows is NULL before the first row */
+		qsort_r(v->rows, v->nrows, sizeof(*v->rows), cmp_rows, &v->sort);
 	lo = layout_for(v, lines, cols);
 	clamp_top(v, &lo);
 	draw_title(v, cols, &lo);
@@ -1047,11 +1056,6 @@ struct mp_source *mp_live__source(struct mp_live *v)
 struct mp_sink *mp_live__sink(struct mp_live *v)
 {
 	return &v->sink;
-}
-
-enum mp_live_sort mp_live__sort(const struct mp_live *v)
-{
-	return v->sort;
 }
 
 void mp_live__free(struct mp_live *v)

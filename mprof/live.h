@@ -21,7 +21,7 @@
  * Plain lines (MP_LIVE_LINES, or MP_LIVE_AUTO when the output is not a terminal), ASCII, one
  * record a line, fields separated by one space, flushed at the end of each interval:
  *
- *   # mprof live v1
+ *   # mprof fleet v1
  *   # total <epoch> <tracked> <started> <exited> <oom_kills> <records_lost> <procs_dropped>
  *   # proc <epoch> <pid> <user> <comm> <rss_bytes> <peak_bytes> <peak_epoch> <growth_bytes> <children> <state>
  *
@@ -79,13 +79,6 @@ struct mp_live_opts {
 	double start;
 };
 
-/* Sort keys of the screen (keys r, p, g). */
-enum mp_live_sort {
-	MP_LIVE_BY_RSS = 0,
-	MP_LIVE_BY_PEAK = 1,
-	MP_LIVE_BY_GROWTH = 2,
-};
-
 struct mp_live;
 
 /*
@@ -123,9 +116,6 @@ struct mp_source *mp_live__source(struct mp_live *v);
  * values of that tick.
  */
 struct mp_sink *mp_live__sink(struct mp_live *v);
-
-/* The sort key the screen uses now (changed by the keys; MP_LIVE_BY_RSS at first). */
-enum mp_live_sort mp_live__sort(const struct mp_live *v);
 
 /*
  * Give the terminal back as it was before mp_live__new() (normal screen, echo, line mode,

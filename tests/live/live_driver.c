@@ -12,11 +12,13 @@
  * at 14, as the fleet drops an exited row once reported), nothing changes from tick SETTLE on.
  *
  *   live_driver [--lines|--screen] [--interval S] [--duration S] [--procs N] [--settle N]
- *               [--end-all N] [--fail-at N] [--title T]
+ *               [--end-all N] [--fail-at N] [--title T] [--tick-file PATH]
  *
  * --end-all N: every process exits at tick N and the run ends when none is left alive (what
  * `mprof fleet --pid` does when its processes are gone). --fail-at N: the table fails (EIO) at
- * tick N. At the end it prints "live_driver: end: <why> after <n> ticks" on stderr, after the
+ * tick N. --tick-file PATH: the number of the tick being shown is written there at each tick,
+ * before the view draws it (the tests know from it when the table has settled). At the end it
+ * prints "live_driver: end: <why> after <n> ticks" on stderr, after the
  * view has given the terminal back; exit 0, or 1 after an error line.
  */
 #include <errno.h>
@@ -50,6 +52,7 @@ struct table {
 	size_t n;
 	int tick;   /* the tick being shown, -1 before the first */
 	int settle, end_all, fail_at;
+	const char *tick_file;
 	double start;
 	struct mp_fleet_totals tot;
 };
@@ -169,6 +172,18 @@ static int table_tick(struct mp_sink *s, struct mp_backend *be, double now)
 	(void)be;
 	t->tick++;
 	table_step(t, t->tick, now);
+	if (t->tick_file) {
+		char tmp[4096];
+		FILE *f;
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", t->tick_file);
+		f = fopen(tmp, "w");
+		if (!f)
+			return -errno;
+		fprintf(f, "%d\n", t->tick);
+		if (fclose(f) || rename(tmp, t->tick_file))
+			return -errno;
+	}
 	return 0;
 }
 
@@ -311,7 +326,8 @@ static int interrupted(void *ctx)
 static int usage(void)
 {
 	fprintf(stderr, "usage: live_driver [--lines|--screen] [--interval S] [--duration S] "
-			"[--procs N] [--settle N] [--end-all N] [--fail-at N] [--title T]\n");
+			"[--procs N] [--settle N] [--end-all N] [--fail-at N] [--title T] "
+			"[--tick-file PATH]\n");
 	return 2;
 }
 
@@ -359,6 +375,8 @@ int main(int argc, char **argv)
 			table.fail_at = atoi(val);
 		else if (!strcmp(a, "--title"))
 			lo.title = val;
+		else if (!strcmp(a, "--tick-file"))
+			table.tick_file = val;
 		else
 			return usage();
 	}
