@@ -91,8 +91,9 @@ struct mp_live {
 	int epfd;
 	int in_fd;   /* the keys' fd in the epoll set, -1 once gone */
 	int winch[2];
-	struct sigaction old_winch;
-	int winch_set;
+	/* the dispositions before and while the screen is up (see curses_sigs) */
+	struct sigaction sig_before[4], sig_during[4];
+	int sigs_saved;
 	char *old_ctype;
 	enum mp_live_sort sort;
 	size_t top; /* first row shown */
@@ -107,6 +108,12 @@ struct mp_live {
 
 /* The one screen view: the SIGWINCH handler and the exit-time safety net reach it here. */
 static struct mp_live *screen_view;
+/*
+ * The signals curses takes in newterm() when they are at their default (it restores the
+ * terminal on SIGINT and SIGTERM, and on SIGTSTP until SIGCONT), and SIGWINCH, which is ours.
+ * They are given back at the end unless the caller has set them since.
+ */
+static const int curses_sigs[4] = { SIGINT, SIGTERM, SIGTSTP, SIGWINCH };
 static volatile sig_atomic_t winch_fd = -1;
 static int atexit_done;
 
@@ -921,12 +928,21 @@ static int screen_open(struct mp_live *v)
 			return -ENOMEM;
 		atexit_done = 1;
 	}
+	for (int i = 0; i < 4; i++)
+		if (sigaction(curses_sigs[i], NULL, &v->sig_before[i]))
+			return -errno;
+	v->sigs_saved = 1;
 	set_escdelay(ESC_DELAY_MS);
 	/* without keys curses still needs an input stream: the terminal we draw on */
 	v->scr = newterm(NULL, v->out, v->in ? v->in : v->out);
 	if (!v->scr)
 		return -ENOTTY;
 	screen_view = v;
+	for (int i = 0; i < 4; i++)
+		if (sigaction(curses_sigs[i], NULL, &v->sig_during[i]))
+			return -errno;
+	/* keys are read when the loop says they are there: no peeking at the input mid-update */
+	typeahead(-1);
 	cbreak(); /* not raw(): ^C stays SIGINT, the caller's */
 	noecho();
 	nonl();
@@ -943,9 +959,9 @@ static int screen_open(struct mp_live *v)
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	/* ours replaces curses' own, which would only be seen at the next key */
-	if (sigaction(SIGWINCH, &sa, &v->old_winch))
+	if (sigaction(SIGWINCH, &sa, NULL))
 		return -errno;
-	v->winch_set = 1;
+	v->sig_during[3] = sa; /* curses_sigs[3] */
 
 	/* one descriptor for the loop: the keys and the resize notices behind one epoll set */
 	v->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1069,10 +1085,17 @@ void mp_live__free(struct mp_live *v)
 	}
 	if (screen_view == v)
 		screen_view = NULL;
-	if (v->winch_set) {
-		sigaction(SIGWINCH, &v->old_winch, NULL);
-		winch_fd = -1;
+	for (int i = 0; v->sigs_saved && i < 4; i++) {
+		struct sigaction now;
+
+		/* only what curses or we set: a handler the caller installed since stays */
+		if (!sigaction(curses_sigs[i], NULL, &now) &&
+		    now.sa_handler == v->sig_during[i].sa_handler &&
+		    now.sa_handler != v->sig_before[i].sa_handler)
+			sigaction(curses_sigs[i], &v->sig_before[i], NULL);
 	}
+	if (v->sigs_saved)
+		winch_fd = -1;
 	if (v->epfd >= 0)
 		close(v->epfd);
 	for (int i = 0; i < 2; i++)

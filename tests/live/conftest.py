@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # later, one exited row that leaves the table; nothing changes from tick SETTLE on.
 PROCS = 40
 SETTLE = 16
-INTERVAL = 0.1
+INTERVAL = 0.05
 
 
 def base_env():
@@ -97,13 +97,12 @@ def parse_lines(text):
 @pytest.fixture(scope="session")
 def final_table(driver):
     """The settled table (plain lines, last interval): the ground truth for the screen."""
-    p = subprocess.run([driver, "--lines", "--interval", "0.01", "--duration",
-                        str(0.01 * (SETTLE + 15))],
+    p = subprocess.run([driver, "--lines", "--interval", "0.01", "--ticks", str(SETTLE + 5)],
                        env=base_env(), stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr
     intervals = parse_lines(p.stdout.decode("ascii"))
-    assert len(intervals) > SETTLE + 1, len(intervals)
+    assert len(intervals) == SETTLE + 5, len(intervals)
     return intervals[-1]
 
 

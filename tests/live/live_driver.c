@@ -12,11 +12,11 @@
  * at 14, as the fleet drops an exited row once reported), nothing changes from tick SETTLE on.
  *
  *   live_driver [--lines|--screen] [--interval S] [--duration S] [--procs N] [--settle N]
- *               [--end-all N] [--fail-at N] [--title T] [--tick-file PATH]
+ *               [--end-all N] [--fail-at N] [--ticks N] [--title T] [--tick-file PATH]
  *
  * --end-all N: every process exits at tick N and the run ends when none is left alive (what
  * `mprof fleet --pid` does when its processes are gone). --fail-at N: the table fails (EIO) at
- * tick N. --tick-file PATH: the number of the tick being shown is written there at each tick,
+ * tick N. --ticks N: the run ends after N ticks, however long they take. --tick-file PATH: the number of the tick being shown is written there at each tick,
  * before the view draws it (the tests know from it when the table has settled). At the end it
  * prints "live_driver: end: <why> after <n> ticks" on stderr, after the
  * view has given the terminal back; exit 0, or 1 after an error line.
@@ -51,7 +51,7 @@ struct table {
 	struct fake procs[MAX_PROCS + LATE];
 	size_t n;
 	int tick;   /* the tick being shown, -1 before the first */
-	int settle, end_all, fail_at;
+	int settle, end_all, fail_at, ticks;
 	const char *tick_file;
 	double start;
 	struct mp_fleet_totals tot;
@@ -312,6 +312,21 @@ static int setup_signals(sigset_t *waitmask)
 	return 0;
 }
 
+/* After the view: ours as we set them, curses' (SIGTSTP) and the view's (SIGWINCH) gone. */
+static int signals_as_before(void)
+{
+	static const int mine[] = { SIGINT, SIGTERM, SIGHUP }, dfl[] = { SIGTSTP, SIGWINCH };
+	struct sigaction sa;
+
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		if (sigaction(mine[i], NULL, &sa) || sa.sa_handler != on_signal)
+			return 0;
+	for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
+		if (sigaction(dfl[i], NULL, &sa) || sa.sa_handler != SIG_DFL)
+			return 0;
+	return 1;
+}
+
 static struct table table;
 
 static int interrupted(void *ctx)
@@ -320,13 +335,15 @@ static int interrupted(void *ctx)
 
 	if (got_signal)
 		return 1;
+	if (t->ticks > 0 && t->tick + 1 >= t->ticks)
+		return 1;
 	return t->end_all >= 0 && t->tick >= t->end_all && t->tot.tracked == 0;
 }
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: live_driver [--lines|--screen] [--interval S] [--duration S] "
-			"[--procs N] [--settle N] [--end-all N] [--fail-at N] [--title T] "
+			"[--procs N] [--settle N] [--end-all N] [--fail-at N] [--ticks N] [--title T] "
 			"[--tick-file PATH]\n");
 	return 2;
 }
@@ -375,6 +392,8 @@ int main(int argc, char **argv)
 			table.fail_at = atoi(val);
 		else if (!strcmp(a, "--title"))
 			lo.title = val;
+		else if (!strcmp(a, "--ticks"))
+			table.ticks = atoi(val);
 		else if (!strcmp(a, "--tick-file"))
 			table.tick_file = val;
 		else
@@ -410,6 +429,10 @@ int main(int argc, char **argv)
 	err = mp_loop__run(&fake_backend, sinks, 2, &opts, &res);
 	/* the terminal first: anything printed before this would be lost with the screen */
 	mp_live__free(v);
+	if (!signals_as_before()) {
+		fprintf(stderr, "live_driver: error: the view changed the signal dispositions\n");
+		return 1;
+	}
 	if (err) {
 		fprintf(stderr, "live_driver: error: the view failed at tick %d: %s\n", table.tick,
 			strerror(-err));
@@ -419,6 +442,8 @@ int main(int argc, char **argv)
 		why = "signal";
 	else if (res.end == MP_LOOP_TIMEOUT)
 		why = "duration";
+	else if (table.ticks > 0 && table.tick + 1 >= table.ticks)
+		why = "ticks";
 	else if (table.end_all >= 0 && table.tot.tracked == 0)
 		why = "all exited";
 	else

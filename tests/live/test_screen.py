@@ -302,7 +302,7 @@ def test_tiny_terminal(tmux_factory, driver):
 
 def test_time_varying(tmux_factory, driver, final_table):
     """Processes join and leave while the view runs: the screen follows."""
-    t = start_view(tmux_factory, driver, "--interval", "0.25")
+    t = start_view(tmux_factory, driver, "--interval", "0.2")
     seen = set()
 
     def pred(lines):
@@ -329,7 +329,7 @@ def test_ctrl_c(view):
 
 
 def test_duration_ends(tmux_factory, driver):
-    t = start_view(tmux_factory, driver, "--duration", "1")
+    t = start_view(tmux_factory, driver, "--duration", "2")
     t.wait(lambda l: len(l) > 2 and "PID USER" in l[2], what="the table")
     check_restored(t, stderr_has="end: duration")
 
