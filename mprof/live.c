@@ -44,7 +44,7 @@
 #define NCOLS 8
 #define W_FIXED (W_PID + W_BYTES + W_BYTES + W_WHEN + W_GROWTH + W_CHILD + (NCOLS - 1))
 #define W_CMD_MIN 4
-#define W_USER_MAX 32	/* the longest user name the passwd database allows */
+#define W_USER_WIDE 24 /* how wide USER grows on a wide screen; COMMAND takes the rest */
 #define HEAD_LINES 3	/* title, totals, column titles */
 #define MIN_LINES (HEAD_LINES + 2)
 #define MIN_COLS 20
@@ -65,7 +65,7 @@ struct row {
 	uint64_t rss, peak;
 	int64_t growth;
 	double peak_t;
-	char user[W_USER_MAX + 1];
+	size_t user; /* offset of its user name in the snapshot's strings */
 	char comm[MP_FLEET_COMM_LEN + 1];
 };
 
@@ -79,6 +79,8 @@ struct mp_live {
 	/* the snapshot of the last tick */
 	struct row *rows;
 	size_t nrows, cap;
+	char *strs; /* the rows' user names, of any length, one after the other */
+	size_t nstrs, strs_cap;
 	struct mp_fleet_totals tot;
 	double now;
 	int have_snapshot;
@@ -122,7 +124,10 @@ static int atexit_done;
 static int collect(void *ctx, const struct mp_fleet_proc *p)
 {
 	struct mp_live *v = ctx;
+	char uid[16];
+	const char *user;
 	struct row *r;
+	size_t len;
 
 	if (v->nrows == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 64;
@@ -142,13 +147,38 @@ static int collect(void *ctx, const struct mp_fleet_proc *p)
 	r->peak = p->peak;
 	r->growth = p->growth_1m;
 	r->peak_t = p->peak_t;
-	if (p->user)
-		snprintf(r->user, sizeof(r->user), "%s", p->user);
-	else
-		snprintf(r->user, sizeof(r->user), "%u", (unsigned int)p->uid);
 	memcpy(r->comm, p->comm, MP_FLEET_COMM_LEN);
 	r->comm[MP_FLEET_COMM_LEN] = '\0';
+	if (p->user) {
+		user = p->user;
+	} else {
+		snprintf(uid, sizeof(uid), "%u", (unsigned int)p->uid);
+		user = uid;
+	}
+	len = strlen(user) + 1;
+	if (v->strs_cap - v->nstrs < len) {
+		size_t cap = v->strs_cap ? v->strs_cap : 1024;
+		char *n;
+
+		while (cap - v->nstrs < len)
+			cap *= 2;
+		n = realloc(v->strs, cap);
+		if (!n) {
+			v->nrows--;
+			return -ENOMEM;
+		}
+		v->strs = n;
+		v->strs_cap = cap;
+	}
+	memcpy(v->strs + v->nstrs, user, len);
+	r->user = v->nstrs;
+	v->nstrs += len;
 	return 0;
+}
+
+static const char *row_user(const struct mp_live *v, const struct row *r)
+{
+	return v->strs + r->user;
 }
 
 static int take_snapshot(struct mp_live *v, double now)
@@ -156,6 +186,7 @@ static int take_snapshot(struct mp_live *v, double now)
 	int err;
 
 	v->nrows = 0;
+	v->nstrs = 0;
 	err = v->src.each(v->src.ctx, collect, v);
 	if (err) {
 		v->nrows = 0;
@@ -207,40 +238,36 @@ static int cmp_pid(const void *pa, const void *pb)
 
 /* ---- plain lines ------------------------------------------------------------------ */
 
-/* @s as one blank-free field (live.h): \xHH for anything outside 0x21-0x7e and for '\'. */
-static void escape_field(const char *s, char *out, size_t n)
+/* Write @s as one blank-free field (live.h): \xHH outside 0x21-0x7e and for '\'. */
+static void put_field(FILE *f, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
 
 	if (!*s) {
-		snprintf(out, n, "-");
+		fputc('-', f);
 		return;
 	}
 	if (!strcmp(s, "-")) {
-		snprintf(out, n, "\\x2d");
+		fputs("\\x2d", f);
 		return;
 	}
-	for (; *s && o + 5 < n; s++) {
+	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c > 0x20 && c < 0x7f && c != '\\') {
-			out[o++] = (char)c;
+			fputc(c, f);
 		} else {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
+			fputc('\\', f);
+			fputc('x', f);
+			fputc(hex[c >> 4], f);
+			fputc(hex[c & 15], f);
 		}
 	}
-	out[o] = '\0';
 }
 
 static int write_lines(struct mp_live *v)
 {
 	const struct mp_fleet_totals *t = &v->tot;
-	/* 4 output bytes per input byte at most */
-	char user[4 * W_USER_MAX + 8], comm[4 * MP_FLEET_COMM_LEN + 8];
 
 	errno = 0;
 	if (!v->header_done) {
@@ -261,11 +288,12 @@ static int write_lines(struct mp_live *v)
 	for (size_t i = 0; i < v->nrows; i++) {
 		const struct row *r = &v->rows[i];
 
-		escape_field(r->user, user, sizeof(user));
-		escape_field(r->comm, comm, sizeof(comm));
-		fprintf(v->out, "proc %.4f %d %s %s %" PRIu64 " %" PRIu64 " %.4f %" PRId64 " %u %s\n",
-			v->now, (int)r->pid, user, comm, r->rss, r->peak, r->peak_t, r->growth,
-			r->children, r->alive ? "alive" : "exited");
+		fprintf(v->out, "proc %.4f %d ", v->now, (int)r->pid);
+		put_field(v->out, row_user(v, r));
+		fputc(' ', v->out);
+		put_field(v->out, r->comm);
+		fprintf(v->out, " %" PRIu64 " %" PRIu64 " %.4f %" PRId64 " %u %s\n", r->rss, r->peak,
+			r->peak_t, r->growth, r->children, r->alive ? "alive" : "exited");
 	}
 	if (fflush(v->out) || ferror(v->out)) {
 		int err = errno ? -errno : -EIO;
@@ -382,10 +410,11 @@ static void wl_push(struct wline *l, wchar_t c, int w, attr_t a)
 
 /*
  * Decode @s for display: each character of the locale's encoding as it is, anything that does
- * not decode, a control character or a character with no width as '?'. Fills @out (at most
- * @max) and the display widths in @w; returns the count.
+ * not decode, a control character, or a character with no width at the start, as '?'. Fills
+ * @out (at most @max) and the display widths in @w; returns the count, and sets *@more when
+ * @s had more than @max characters.
  */
-static size_t to_display(const char *s, wchar_t *out, int *w, size_t max)
+static size_t to_display(const char *s, wchar_t *out, int *w, size_t max, int *more)
 {
 	size_t len = strlen(s), i = 0, n = 0;
 	mbstate_t st;
@@ -412,6 +441,7 @@ static size_t to_display(const char *s, wchar_t *out, int *w, size_t max)
 		n++;
 		i += k;
 	}
+	*more = i < len;
 	return n;
 }
 
@@ -421,15 +451,15 @@ static size_t to_display(const char *s, wchar_t *out, int *w, size_t max)
  */
 static void wl_cell(struct wline *l, const char *s, int width, int right, attr_t a)
 {
-	wchar_t wc[64];
-	int cw[64], sw = 0, room = width, used = 0;
-	size_t n = to_display(s, wc, cw, sizeof(wc) / sizeof(wc[0])), k = 0;
+	wchar_t wc[256];
+	int cw[256], sw = 0, room = width, used = 0, more;
+	size_t n = to_display(s, wc, cw, sizeof(wc) / sizeof(wc[0]), &more), k = 0;
 
 	if (width <= 0)
 		return;
 	for (size_t i = 0; i < n; i++)
 		sw += cw[i];
-	if (sw > width) {
+	if (sw > width || more) {
 		room = width - 1;
 		while (k < n && used + cw[k] <= room)
 			used += cw[k++];
@@ -506,12 +536,12 @@ static struct layout layout_for(const struct mp_live *v, int lines, int cols)
 		lo.cmd_w = W_CMD + slack < W_CMD_MIN ? W_CMD_MIN : W_CMD + slack;
 		return lo;
 	}
-	/* a wider screen shows long user names whole first; COMMAND takes the rest */
+	/* a wider screen shows user names whole (up to W_USER_WIDE) first; COMMAND takes the rest */
 	for (size_t i = 0; i < v->nrows; i++) {
-		int len = (int)strlen(v->rows[i].user);
+		int len = (int)strlen(row_user(v, &v->rows[i]));
 
 		if (len > longest)
-			longest = len;
+			longest = len < W_USER_WIDE ? len : W_USER_WIDE;
 	}
 	lo.user_w = W_USER + (longest - W_USER < slack ? longest - W_USER : slack);
 	lo.cmd_w = W_CMD + slack - (lo.user_w - W_USER);
@@ -623,7 +653,8 @@ static void draw_table(struct mp_live *v, int cols, const struct layout *lo)
 	for (size_t i = v->top; i < v->nrows && y < HEAD_LINES + lo->body; i++, y++) {
 		const struct row *r = &v->rows[i];
 		char pid[16], child[16], rss[16], peak[16], when[16], growth[16];
-		const char *cells[NCOLS] = { pid, r->user, r->comm, rss, peak, when, growth, child };
+		const char *cells[NCOLS] = { pid, row_user(v, r), r->comm, rss, peak, when, growth,
+					     child };
 
 		snprintf(pid, sizeof(pid), "%d", (int)r->pid);
 		/* an exited process has no children any more: the column says it is gone */
@@ -1110,5 +1141,6 @@ void mp_live__free(struct mp_live *v)
 	free(v->wbuf);
 	free(v->abuf);
 	free(v->rows);
+	free(v->strs);
 	free(v);
 }

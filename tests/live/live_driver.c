@@ -74,6 +74,7 @@ static const char *const comms[] = {
 };
 static const char *const users[] = { "root", "alice", "nobody", "a-very-long-username",
 				     "1001" };
+static const char long_user[] = "svc-batch-ingest-worker-account-number-42"; /* 41 bytes */
 
 static void table_init(struct table *t, size_t nprocs, double start)
 {
@@ -86,7 +87,8 @@ static void table_init(struct table *t, size_t nprocs, double start)
 
 		f->p.pid = late != (size_t)-1 ? (pid_t)(5000 + late) : (pid_t)(1000 + i * 7);
 		f->p.uid = (uid_t)(i % 5 == 0 ? 0 : 1000 + i % 5);
-		f->p.user = users[i % 5];
+		/* the late ones: a name longer than any column gives it */
+		f->p.user = late != (size_t)-1 ? long_user : users[i % 5];
 		snprintf(f->p.comm, sizeof(f->p.comm), "%s",
 			 late != (size_t)-1 ? "late-worker" : comms[i % (sizeof(comms) / sizeof(comms[0]))]);
 		f->born = late == 0 ? 5 : late == 1 ? 7 : late == 2 ? 10 : 0;

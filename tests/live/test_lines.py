@@ -12,7 +12,8 @@ from conftest import PROCS, SETTLE, base_env, parse_lines
 COMMS = [b"python3", b"my worker", b"back\\slash", "caf\u00e9".encode(),
          "\u5185\u5b58\u6d4b\u8bd5".encode(), b"\x01ctl\tname", b"abcdefghijklmn\xc3",
          b"verylongcommand", b"-", b"", b"postgres", b"nginx"]
-USERS = [b"root", b"alice", b"nobody", b"a-very-long-username", b"1001"]
+USERS = [b"root", b"alice", b"nobody", b"a-very-long-username", b"1001",
+         b"svc-batch-ingest-worker-account-number-42"]
 BIRTHS = {5000: 5, 5001: 7, 5002: 10}
 EXITS = {1014: 8, 1035: 11, 5001: 13}
 LEAVES = {1035: 14}
@@ -55,9 +56,10 @@ def test_every_line_parses_and_follows_the_fleet(driver):
         assert total["tracked"] == alive, n
         assert total["started"] == sum(n >= b for b in BIRTHS.values()), n
         assert total["exited"] == sum(n >= e for e in EXITS.values()), n
-    # every special name came through the escaping unchanged
+    # every special name came through the escaping unchanged, a long user name whole
     names = {q["comm"] for q in intervals[0][1]}
     assert set(COMMS) <= names
+    assert {q["user"] for q in intervals[-1][1]} == set(USERS)
     # an exited row keeps its last values while it stays
     last = {q["pid"]: q for q in intervals[EXITS[1014]][1]}
     for total, procs in intervals[EXITS[1014]:]:

@@ -151,7 +151,10 @@ def test_cells_match_the_table(view, final_table):
     view.wait(settled(final_table, view, first=len(procs) - 20), what="the last rows")
     seen = parse_screen(view.screen())["rows"]
     view.keys("Home")
-    seen += parse_screen(view.wait(settled(final_table, view)))["rows"]
+    s = parse_screen(view.wait(settled(final_table, view)))
+    seen += s["rows"]
+    user_w = s["cols"]["user"][1] - s["cols"]["user"][0]
+    assert user_w == 10  # 9, and the one column to spare at 80
     for row in seen:
         p = by_pid[row["pid"]]
         for k in ("rss", "peak"):
@@ -165,7 +168,10 @@ def test_cells_match_the_table(view, final_table):
         else:
             assert row["children"] == "exited", (row, p)
         user = p["user"].decode()
-        assert row["user"] == user or (len(user) > 10 and row["user"] == user[:9] + "+"), row
+        if len(user) <= user_w:
+            assert row["user"] == user, row
+        else:  # cut, and said so
+            assert row["user"] == user[:user_w - 1] + "+", row
 
 
 def test_units_and_when(view, final_table):
@@ -274,8 +280,11 @@ def test_resize(view, final_table):
     assert len(s["rows"]) == 26
     assert s["cols"]["children"][1] == 100
     rows = {r["pid"]: r for r in s["rows"]}
+    # 21 columns more than a row needs: USER grows from 9 to 24, COMMAND takes the other 6
+    assert s["cols"]["user"][1] - s["cols"]["user"][0] == 24
+    assert s["cols"]["comm"][1] - s["cols"]["comm"][0] == 15 + 6
     assert rows[1021]["user"] == "a-very-long-username"  # whole on a wider screen
-    assert (s["cols"]["comm"][1] - s["cols"]["comm"][0]) > 15  # COMMAND has the slack
+    assert rows[5000]["user"] == "svc-batch-ingest-worker+"
     view.keys("End")
     view.wait(settled(final_table, view, first=len(final_table[1]) - 26, h=30), what="End at 100x30")
     # smaller than 80 columns: cut, never wrapped
