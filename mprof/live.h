@@ -119,8 +119,9 @@ struct mp_sink *mp_live__sink(struct mp_live *v);
 
 /*
  * Give the terminal back as it was before mp_live__new() (normal screen, echo, line mode,
- * cursor), restore LC_CTYPE and the SIGWINCH action, and free everything. Lines already written
- * stay written. Accepts NULL.
+ * cursor, keypad), restore LC_CTYPE and the signal actions curses and the view took (SIGINT,
+ * SIGTERM and SIGTSTP when they were at their default, SIGWINCH; one the caller has set since
+ * stays), and free everything. Lines already written stay written. Accepts NULL.
  */
 void mp_live__free(struct mp_live *v);
 
