@@ -41,8 +41,10 @@ MP_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -O2 -g -D_GNU_SOURCE -MMD -MP \
 	-I$(OUT) -Iuser -Ibpf $(CAIRO_CFLAGS) $(MHD_CFLAGS) $(EXTRA_CFLAGS)
 MP_LDFLAGS := $(EXTRA_LDFLAGS)
+# The live view (mprof/live.c) draws with ncurses' wide-character library.
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null) \
-	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd) $(CURSES_LIBS)
 
 # The sanitizer build: ASan, UBSan and float-to-integer overflow (not part of UBSan's default
 # set), every finding fatal. `make asan` runs the unit tests under it, test-files and
@@ -82,7 +84,7 @@ all: $(MPROF) $(TARGET_BINS)
 DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
-	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus
+	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -151,6 +153,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
 -include tests/exporter.mk
+-include tests/live.mk
 -include pyhook/pyhook.mk
 
 test: deps
