@@ -16,7 +16,9 @@
 
 #include "backend.h"
 #include "dat.h"
+#include "exporter.h"
 #include "fleet.h"
+#include "live.h"
 #include "loop.h"
 #include "mprof.h"
 #include "procinfo.h"
@@ -316,60 +318,21 @@ static int parse_args(int argc, char **argv, struct fleet_opts *o)
 	return 0;
 }
 
-/* ---- plain lines -------------------------------------------------------------------------- */
+/* ---- the outputs' view of the table -------------------------------------------------------- */
 
-struct plain_ctx {
-	double now;
-	int err;
-};
-
-static int plain_one(void *ctx, const struct mp_fleet_proc *p)
+static int fleet_each(void *ctx, mp_fleet_fn fn, void *fctx)
 {
-	struct plain_ctx *c = ctx;
-	char comm[64];
-	size_t n = 0;
-
-	/* the comm as one field: blanks and control characters become '_' */
-	for (const char *s = p->comm; *s && n + 1 < sizeof(comm); s++)
-		comm[n++] = (unsigned char)*s <= ' ' || *s == 0x7f ? '_' : *s;
-	comm[n] = 0;
-	if (printf("%.4f %d %s %s %llu %llu %lld %u %s\n", c->now, (int)p->pid, p->user,
-		   n ? comm : "_", (unsigned long long)p->rss, (unsigned long long)p->peak,
-		   (long long)p->growth_1m, p->children, p->alive ? "alive" : "exited") < 0)
-		c->err = -EIO;
-	return 0;
+	return mp_fleet__each(ctx, fn, fctx);
 }
 
-/* A sink after the table: prints it at every tick. */
-struct plain_sink {
-	struct mp_sink sink;
-	struct mp_fleet *f;
-};
-
-static int plain_event(struct mp_sink *s, const struct mp_sample *ev)
+static void fleet_totals(void *ctx, struct mp_fleet_totals *out)
 {
-	(void)s;
-	(void)ev;
-	return 0;
+	mp_fleet__totals(ctx, out);
 }
 
-static int plain_tick(struct mp_sink *s, struct mp_backend *be, double now)
+static int fleet_window(void *ctx)
 {
-	struct plain_sink *ps = (struct plain_sink *)s;
-	struct plain_ctx c = { now, 0 };
-
-	(void)be;
-	mp_fleet__each(ps->f, plain_one, &c);
-	if (fflush(stdout) && !c.err)
-		c.err = -errno;
-	return c.err == -EPIPE ? 0 : c.err;
-}
-
-static int plain_finish(struct mp_sink *s, struct mp_backend *be)
-{
-	(void)s;
-	(void)be;
-	return 0;
+	return mp_fleet__window(ctx);
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
@@ -411,10 +374,12 @@ int do_fleet(int argc, char **argv)
 	struct mp_cred cred = { 0 };
 	struct mp_backend *be = NULL;
 	struct mp_fleet *fleet = NULL;
-	struct plain_sink ps = { .sink = { plain_event, plain_tick, plain_finish } };
+	struct mp_live *live = NULL;
+	struct mp_exporter *exp = NULL;
 	struct mp_sink *sinks[2];
+	struct mp_source *sources[2];
 	struct mp_loop_result res;
-	size_t nsinks = 0;
+	size_t nsinks = 0, nsources = 0;
 	sigset_t waitmask;
 	const char *why = NULL;
 	int err, ret = 1;
@@ -429,8 +394,8 @@ int do_fleet(int argc, char **argv)
 	o.sel.pids = o.pids;
 	if (!o.cgroup_root[0] && mp_cgroup2_root(o.cgroup_root, sizeof(o.cgroup_root)))
 		o.cgroup_root[0] = 0; /* no cgroup v2: paths stay unknown */
-	if (o.listen) {
-		p_err("--listen: the exporter is not built into this mprof yet");
+	if (o.group_by && !o.listen) {
+		p_err("--group-by is for the metrics: use it with --listen");
 		return 2;
 	}
 	if (mp_cred__from_sudo(&cred)) {
@@ -497,22 +462,56 @@ int do_fleet(int argc, char **argv)
 		}
 	}
 	sinks[nsinks++] = mp_fleet__sink(fleet);
-	ps.f = fleet;
-	if (!o.quiet)
-		sinks[nsinks++] = &ps.sink;
+	if (o.listen) {
+		struct mp_exporter_src src = { fleet_each, fleet_totals, fleet_window, fleet };
+		struct mp_exporter_opts eo = { .listen = o.listen };
+
+		if (o.group_by && mp_exporter__parse_group(o.group_by, &eo.group_by)) {
+			p_err("invalid --group-by '%s'", o.group_by);
+			goto cleanup;
+		}
+		err = mp_exporter__new(&exp, &src, &eo, &why);
+		if (err) {
+			p_err("cannot listen on '%s': %s", o.listen, why ? why : strerror(-err));
+			goto cleanup;
+		}
+		sources[nsources++] = mp_exporter__source(exp);
+		p_info("metrics on port %d: /metrics", mp_exporter__port(exp));
+	}
+	if (!o.quiet) {
+		struct mp_live_opts vo = {
+			.src = { fleet_each, fleet_totals, fleet },
+			.mode = o.plain ? MP_LIVE_LINES : MP_LIVE_AUTO,
+			.start = mp_clock__now_epoch(),
+		};
+
+		err = mp_live__new(&live, &vo);
+		if (err) {
+			p_err("cannot start the live view: %s", strerror(-err));
+			goto cleanup;
+		}
+		sinks[nsinks++] = mp_live__sink(live);
+		sources[nsources++] = mp_live__source(live);
+	}
 	{
 		struct mp_loop_opts lo = {
 			.interval = o.rec.interval,
 			.timeout = o.duration,
 			.func_fd = -1,
+			.sources = sources,
+			.nsources = nsources,
 			.sigmask = &waitmask,
 			.interrupted = stop_on_signal,
 		};
 
 		err = mp_loop__run(be, sinks, nsinks, &lo, &res);
 	}
+	/* the terminal back before anything is printed */
+	mp_live__free(live);
+	live = NULL;
 	if (err) {
-		p_err("recording failed: %s", strerror(-err));
+		p_err(err == -EPIPE ? "the output was closed: %s" : "recording failed: %s",
+		      strerror(-err));
 		goto cleanup;
 	}
 	{
@@ -531,6 +530,16 @@ int do_fleet(int argc, char **argv)
 		if (nf)
 			p_info("%llu per-process files could not be written: %s",
 			       (unsigned long long)nf, strerror(-ferr));
+		if (exp) {
+			struct mp_exporter_stats es;
+
+			mp_exporter__stats(exp, &es);
+			if (o.rec.stats)
+				p_info("metrics: %llu requests, %llu scrapes, %llu errors",
+				       (unsigned long long)es.requests,
+				       (unsigned long long)es.scrapes,
+				       (unsigned long long)es.errors);
+		}
 		if (o.rec.stats)
 			p_info("fleet: %llu started, %llu exited, %llu OOM kills, %llu followed at "
 			       "the end",
@@ -539,6 +548,8 @@ int do_fleet(int argc, char **argv)
 	}
 	ret = 0;
 cleanup:
+	mp_live__free(live);
+	mp_exporter__free(exp);
 	mp_fleet__free(fleet);
 	if (be)
 		be->free(be);

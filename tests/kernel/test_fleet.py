@@ -23,24 +23,35 @@ def cgroup2_root():
 
 
 class Fleet:
-    """mprof fleet in the background, plain lines on stdout."""
+    """mprof fleet in the background, plain lines on stdout (mprof/live.h's format)."""
 
-    def __init__(self, args, cwd):
-        self.p = subprocess.Popen([MPROF, "fleet", "--plain", "-T", "0.2", "--stats"] + args,
+    def __init__(self, args, cwd, interval="0.2"):
+        self.p = subprocess.Popen([MPROF, "fleet", "--plain", "-T", interval, "--stats"] + args,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   cwd=cwd)
-        time.sleep(0.6)  # loaded, discovery done
+        self.lines = []
+        # ready: the programs are attached and the running processes discovered once the
+        # first interval's "total" line is out
+        while True:
+            line = self.p.stdout.readline()
+            assert line, "mprof fleet ended: %s" % self.p.stderr.read()
+            self.lines.append(line)
+            if line.startswith("total "):
+                break
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
         out, err = self.p.communicate(timeout=30)
         assert self.p.returncode == 0, err
         rows = {}
-        for line in out.splitlines():
-            t, pid, user, comm, rss, peak, growth, kids, state = line.split()
+        for line in self.lines + out.splitlines(True):
+            f = line.split()
+            if not f or f[0] != "proc":
+                continue
+            _, t, pid, user, comm, rss, peak, peak_t, growth, kids, state = f
             rows.setdefault(int(pid), []).append(
                 dict(t=float(t), user=user, comm=comm, rss=int(rss), peak=int(peak),
-                     state=state))
+                     state=state, children=int(kids)))
         return rows, err
 
 
@@ -168,3 +179,48 @@ def test_fleet_bad_input_one_line(tmp_path, args, msg):
     p = subprocess.run([MPROF, "fleet"] + args, capture_output=True, text=True, timeout=30)
     assert p.returncode in (1, 2), p
     assert len(p.stderr.splitlines()) == 1 and msg in p.stderr, p.stderr
+
+
+def memory_cgroup():
+    """A fresh memory cgroup the test may limit: (its folder, the file that sets the limit)."""
+    v1 = "/sys/fs/cgroup/memory"
+    root = cgroup2_root()
+    name = "mprof-oom-%s" % uuid.uuid4().hex[:8]
+    if os.path.exists(os.path.join(v1, "memory.limit_in_bytes")):
+        return os.path.join(v1, name), "memory.limit_in_bytes"
+    if root and "memory" in open(os.path.join(root, "cgroup.controllers")).read():
+        return os.path.join(root, name), "memory.max"
+    return None, None
+
+
+@needs_kernel
+def test_oom_victim_is_counted(open_tmp):
+    """A process the kernel kills for memory (a limited cgroup): counted once, reported."""
+    cg, limit = memory_cgroup()
+    if not cg:
+        pytest.skip("no memory cgroup controller to limit")
+    os.mkdir(cg)
+    try:
+        with open(os.path.join(cg, limit), "w") as fl:
+            fl.write(str(48 << 20))
+        swap = os.path.join(cg, "memory.memsw.limit_in_bytes")
+        if os.path.exists(swap):
+            with open(swap, "w") as fl:
+                fl.write(str(48 << 20))
+        name = "mpk%s" % uuid.uuid4().hex[:8]
+        exe = shutil.copy(target("alloc"), os.path.join(str(open_tmp), name))
+        f = Fleet(["--name", name], str(open_tmp))
+        victim = alloc(200, 100, exe=exe, cgroup_procs=os.path.join(cg, "cgroup.procs"))
+        victim.communicate(timeout=60)
+        assert victim.returncode == -9, "the kernel's OOM killer did not pick it"
+        time.sleep(0.5)
+        rows, err = f.stop()
+        assert victim.pid in rows and rows[victim.pid][-1]["state"] == "exited"
+        assert "1 OOM kills" in err, err
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -4,7 +4,7 @@
  * so the kernel raises no RSS event) until a line arrives on stdin; then it touches SPIKE_MIB
  * MiB more, holds them SPIKE_MS ms, prints "spike <t0> <t1> <VmHWM kB> <VmRSS kB>" (epoch
  * seconds around the spike; the kB while holding it), frees the spike, prints "after <VmRSS kB>",
- * and waits for a second line (or EOF) before it exits.
+ * and waits again: each line is one more spike, EOF ends it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,23 +74,21 @@ int main(int argc, char **argv)
 	b = touch(base);
 	printf("ready %ld\n", status_kb("VmRSS:"));
 	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin))
-		return 0;
-	t0 = now();
-	s = touch(spike);
-	hold.tv_sec = ms / 1000;
-	hold.tv_nsec = (ms % 1000) * 1000000L;
-	nanosleep(&hold, NULL);
-	hwm = status_kb("VmHWM:");
-	rss = status_kb("VmRSS:");
-	t1 = now();
-	if (s)
-		munmap(s, spike << 20);
-	printf("spike %.4f %.4f %ld %ld\n", t0, t1, hwm, rss);
-	printf("after %ld\n", status_kb("VmRSS:"));
-	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin))
-		return 0;
+	while (fgets(line, sizeof(line), stdin)) {
+		t0 = now();
+		s = touch(spike);
+		hold.tv_sec = ms / 1000;
+		hold.tv_nsec = (ms % 1000) * 1000000L;
+		nanosleep(&hold, NULL);
+		hwm = status_kb("VmHWM:");
+		rss = status_kb("VmRSS:");
+		t1 = now();
+		if (s)
+			munmap(s, spike << 20);
+		printf("spike %.4f %.4f %ld %ld\n", t0, t1, hwm, rss);
+		printf("after %ld\n", status_kb("VmRSS:"));
+		fflush(stdout);
+	}
 	if (b)
 		munmap(b, base << 20);
 	return 0;
