@@ -207,7 +207,7 @@ int do_attach(int argc, char **argv)
 	struct mp_dat *dat = NULL;
 	struct mp_loop_result res = { 0 };
 	char defname[64], comm[64], **targv = NULL;
-	const char *output;
+	const char *output = NULL;
 	sigset_t waitmask;
 	int idx, err, targc = 0, created = 0, ret = 1;
 	pid_t pid;

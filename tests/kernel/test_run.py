@@ -98,7 +98,9 @@ def test_sigint_leaves_a_complete_file(tmp_path):
     out = tmp_path / "int.dat"
     proc = subprocess.Popen([MPROF, "run", "-o", str(out), target("alloc"), "100", "10000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    while not proc.stdout.readline().startswith("VmRSS"):  # it holds its 100 MiB now
+        pass
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
