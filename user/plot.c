@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,36 +306,63 @@ static int pt_cmp(const void *a, const void *b)
 	return (p->mib > q->mib) - (p->mib < q->mib);
 }
 
+static bool is_sorted(const struct mp_point *pts, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (pt_cmp(&pts[i - 1], &pts[i]) > 0)
+			return false;
+	return true;
+}
+
 void mp_plot__sort_points(struct mp_point *pts, size_t n)
 {
-	if (n > 1)
+	/* files are written in time order: checking is linear, sorting 20M points takes seconds */
+	if (n > 1 && !is_sorted(pts, n))
 		qsort(pts, n, sizeof(*pts), pt_cmp);
 }
 
 int mp_plot__curve(const struct mp_datfile *df, struct mp_point **pts, size_t *n)
 {
-	size_t k = df->mem.n;
-	struct mp_point *out;
+	size_t k = 0, nf = 0, total;
+	struct mp_point *out, *fp;
 
 	for (size_t f = 0; f < df->n_funcs; f++)
-		k += 2 * df->funcs[f].n;
-	out = malloc((k ? k : 1) * sizeof(*out));
-	if (!out)
+		nf += 2 * df->funcs[f].n;
+	total = df->mem.n + nf;
+	out = malloc((total ? total : 1) * sizeof(*out));
+	fp = malloc((nf ? nf : 1) * sizeof(*fp));
+	if (!out || !fp) {
+		free(out);
+		free(fp);
 		return -ENOMEM;
+	}
 	/* memory_profiler merges function entry and exit into the curve; so do we */
-	memcpy(out, df->mem.pts, df->mem.n * sizeof(*out));
-	k = df->mem.n;
 	for (size_t f = 0; f < df->n_funcs; f++) {
 		for (size_t c = 0; c < df->funcs[f].n; c++) {
 			const struct mp_call *call = &df->funcs[f].calls[c];
 
-			out[k++] = (struct mp_point){ call->t_start, call->mem_start };
-			out[k++] = (struct mp_point){ call->t_end, call->mem_end };
+			fp[k++] = (struct mp_point){ call->t_start, call->mem_start };
+			fp[k++] = (struct mp_point){ call->t_end, call->mem_end };
 		}
 	}
-	mp_plot__sort_points(out, k);
+	mp_plot__sort_points(fp, nf);
+	if (is_sorted(df->mem.pts, df->mem.n)) {
+		/* the usual file: the MEM lines in time order, merged with the few FUNC points */
+		size_t i = 0, j = 0;
+
+		k = 0;
+		while (i < df->mem.n || j < nf)
+			out[k++] = j == nf || (i < df->mem.n && pt_cmp(&df->mem.pts[i], &fp[j]) <= 0) ?
+					   df->mem.pts[i++] :
+					   fp[j++];
+	} else {
+		memcpy(out, df->mem.pts, df->mem.n * sizeof(*out));
+		memcpy(out + df->mem.n, fp, nf * sizeof(*out));
+		qsort(out, total, sizeof(*out), pt_cmp);
+	}
+	free(fp);
 	*pts = out;
-	*n = k;
+	*n = total;
 	return 0;
 }
 

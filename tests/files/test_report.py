@@ -318,3 +318,190 @@ def test_library_is_pinned_without_addresses():
         pkg["dependencies"]["uplot"]
     npmrc = open(os.path.join(REPORT_DIR, ".npmrc")).read().split()
     assert "omit-lockfile-registry-resolved=true" in npmrc
+
+
+class Browser:
+    """Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: commands
+    on its fd 3, answers on its fd 4), with real input events: no driver, no port."""
+
+    def __init__(self, chromium, url, size=(1280, 900)):
+        import fcntl
+        self.ud = tempfile.mkdtemp()
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        # park the child's ends above 10 so that placing them on 3 and 4 clobbers nothing
+        hi_r, hi_w = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+
+        def child():
+            os.dup2(hi_r, 3)
+            os.dup2(hi_w, 4)
+
+        args = [chromium] + CHROMIUM_FLAGS[:-1] + [
+            "--user-data-dir=" + self.ud, "--window-size=%d,%d" % size,
+            "--remote-debugging-pipe", "about:blank"]
+        # close_fds would close 3 and 4 again after child(); Python's own fds are close-on-exec
+        self.proc = subprocess.Popen(args, close_fds=False, preexec_fn=child,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (to_r, from_w, hi_r, hi_w):
+            os.close(fd)
+        self.w, self.r = os.fdopen(to_w, "wb"), os.fdopen(from_r, "rb")
+        self.next_id, self.buf, self.session = 0, b"", None
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1],
+                  deviceScaleFactor=1, mobile=False)
+        self.call("Page.navigate", url=url)
+        self.wait_for("!!document.getElementById('status') && "
+                      "document.getElementById('status').dataset.ready === '1'")
+
+    def call(self, method, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        self.w.write(json.dumps(msg).encode() + b"\0")
+        self.w.flush()
+        while True:
+            while b"\0" not in self.buf:
+                chunk = os.read(self.r.fileno(), 65536)
+                assert chunk, "chromium closed the pipe"
+                self.buf += chunk
+            raw, self.buf = self.buf.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, reply
+                return reply["result"]
+
+    def js(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        assert "exceptionDetails" not in r, r
+        return r["result"].get("value")
+
+    def wait_for(self, expr, tries=100):
+        import time
+        for _ in range(tries):
+            if self.js(expr):
+                return
+            time.sleep(0.05)
+        raise AssertionError("page never got to: " + expr)
+
+    def mouse(self, kind, x, y, **kw):
+        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, **kw)
+
+    def status(self):
+        return self.js("Object.assign({}, document.getElementById('status').dataset)")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.ud, ignore_errors=True)
+
+
+def test_zoom_pan_hover_and_legend(ours, chromium, real_files, tmp_path):
+    """Real mouse events on memory_profiler's -M run: hover values, wheel zoom, drag zoom,
+    shift+drag pan, double-click back to all, a child hidden and shown from the legend."""
+    shutil.copy(str(real_files / "children.dat"), str(tmp_path / "children.dat"))
+    report(ours, "children.dat", cwd=tmp_path)
+    data, _ = page_data(tmp_path / "children.html")
+    mem = data["profiles"][0]["mem"]
+    b = Browser(chromium, "file://" + str(tmp_path / "children.html"))
+    try:
+        box = b.js("(function(){var r=document.querySelector('#chart .u-over').getBoundingClientRect();"
+                   "return [r.left, r.top, r.width, r.height];})()")
+        left, top, width, height = box
+        st = b.status()
+        x0, x1 = float(st["xMin"]), float(st["xMax"])
+        assert x0 < mem["t"][0] and x1 > mem["t"][-1]  # all of it, with a margin
+
+        # hover: the curve's nearest sample, as the data have it
+        px = left + width * 0.4
+        b.mouse("mouseMoved", px, top + height / 2)
+        b.wait_for("!document.getElementById('tip').hidden")
+        tip = b.js("document.getElementById('tip').textContent")
+        t = x0 + (px - left) / width * (x1 - x0)
+        k = min(range(len(mem["t"])), key=lambda i: abs(mem["t"][i] - t))
+        want = "%.3f MiB at %.3f s" % (mem["mib"][k], mem["t"][k])
+        assert want in tip, (want, tip)
+        assert abs(float(tip.split(" s")[0]) - t) < 2 * (x1 - x0) / width  # the cursor's time
+
+        # wheel up: zoom in around the cursor
+        b.mouse("mouseWheel", px, top + height / 2, deltaX=0, deltaY=-100)
+        b.wait_for("document.getElementById('status').dataset.xMax - document.getElementById('status').dataset.xMin < %r"
+                   % ((x1 - x0) * 0.9))
+        st = b.status()
+        z0, z1 = float(st["xMin"]), float(st["xMax"])
+        assert abs((z1 - z0) - (x1 - x0) * 0.8) < 1e-6 * (x1 - x0)
+        assert z0 < t < z1
+
+        # shift+drag: the same width, moved
+        b.mouse("mousePressed", left + width * 0.6, top + height / 2, button="left", clickCount=1, modifiers=8)
+        b.mouse("mouseMoved", left + width * 0.4, top + height / 2, button="left", modifiers=8)
+        b.mouse("mouseReleased", left + width * 0.4, top + height / 2, button="left", clickCount=1, modifiers=8)
+        st = b.status()
+        p0, p1 = float(st["xMin"]), float(st["xMax"])
+        assert abs((p1 - p0) - (z1 - z0)) < 1e-9 * (x1 - x0) and p0 > z0
+
+        # drag: zoom to the selection
+        b.mouse("mousePressed", left + width * 0.25, top + height / 2, button="left", clickCount=1)
+        b.mouse("mouseMoved", left + width * 0.5, top + height / 2, button="left")
+        b.mouse("mouseReleased", left + width * 0.5, top + height / 2, button="left", clickCount=1)
+        st = b.status()
+        s0, s1 = float(st["xMin"]), float(st["xMax"])
+        assert abs(s0 - (p0 + 0.25 * (p1 - p0))) < 2 * (p1 - p0) / width
+        assert abs(s1 - (p0 + 0.5 * (p1 - p0))) < 2 * (p1 - p0) / width
+
+        # double-click: everything again
+        for kind, count in (("mousePressed", 1), ("mouseReleased", 1), ("mousePressed", 2),
+                            ("mouseReleased", 2)):
+            b.mouse(kind, left + width / 2, top + height / 2, button="left", clickCount=count)
+        b.wait_for("Math.abs(document.getElementById('status').dataset.xMin - %r) < 1e-9" % x0)
+        assert float(b.status()["xMax"]) == pytest.approx(x1)
+
+        # the legend: a child's entry hides its curve, a second click shows it again
+        shown = int(b.status()["shown"])
+        pos = b.js("(function(){var e=[].slice.call(document.querySelectorAll('.u-legend .u-series'))"
+                   ".filter(function(r){return /^child /.test(r.textContent.trim());})[0];"
+                   "var r=e.getBoundingClientRect();return [r.left+r.width/2, r.top+r.height/2];})()")
+        for n in (shown - 1, shown):
+            b.mouse("mousePressed", pos[0], pos[1], button="left", clickCount=1)
+            b.mouse("mouseReleased", pos[0], pos[1], button="left", clickCount=1)
+            b.wait_for("document.getElementById('status').dataset.shown === '%d'" % n)
+    finally:
+        b.close()
+
+
+def test_flame_band_follows_and_names_calls(ours, chromium, real_files, tmp_path):
+    shutil.copy(str(real_files / "funcs.dat"), str(tmp_path / "funcs.dat"))
+    report(ours, "funcs.dat", cwd=tmp_path)
+    data, _ = page_data(tmp_path / "funcs.html")
+    p = data["profiles"][0]
+    calls = p["calls"]
+    top = max(range(calls["shown"]), key=lambda i: calls["t1"][i] - calls["t0"][i])
+    b = Browser(chromium, "file://" + str(tmp_path / "funcs.html"))
+    try:
+        def rect(sel):
+            return b.js("(function(){var r=document.querySelector('%s').getBoundingClientRect();"
+                        "return [r.left, r.top, r.width, r.height];})()" % sel)
+        left, ftop, width, fheight = rect("#flame .u-over")
+        mleft, _, mwidth, _ = rect("#chart .u-over")
+        assert (left, width) == (mleft, mwidth)  # one time axis for both
+        st = b.status()
+        x0, x1 = float(st["xMin"]), float(st["xMax"])
+        # hover the middle of the longest call, in its row (level 0 is the bottom row)
+        rows = int(st["flameRows"])
+        t = (calls["t0"][top] + calls["t1"][top]) / 2
+        y = ftop + fheight - (calls["level"][top] + 0.5) * fheight / rows
+        b.mouse("mouseMoved", left + (t - x0) / (x1 - x0) * width, y)
+        b.wait_for("!document.getElementById('tip').hidden")
+        tip = b.js("document.getElementById('tip').textContent")
+        assert tip.startswith(p["funcs"][calls["func"][top]]["name"]), tip
+        assert "call depth %d" % calls["level"][top] in tip
+        # zooming the curve zooms the band
+        _, mtop, _, mheight = rect("#chart .u-over")
+        b.mouse("mouseWheel", left + width / 3, mtop + mheight / 2, deltaX=0, deltaY=-100)
+        b.wait_for("document.getElementById('status').dataset.xMin != %r" % st["xMin"])
+        st = b.status()
+        assert (st["flameXMin"], st["flameXMax"]) == (st["xMin"], st["xMax"])
+    finally:
+        b.close()
