@@ -212,7 +212,8 @@ HOSTILE = (b"</script><script>document.title='pwned';window.PWNED=1</script><!--
 
 def test_hostile_cmdline_stays_in_its_element(ours, chromium, tmp_path):
     with open(str(tmp_path / "evil.dat"), "wb") as f:
-        f.write(b"CMDLINE " + HOSTILE + b"\nMEM 10 1795316000\nMEM 30 1795316001\n"
+        # 30.0625 is an exact tie at 3 decimals: the page rounds it as C's %.3f does (to even)
+        f.write(b"CMDLINE " + HOSTILE + b"\nMEM 10 1795316000\nMEM 30.0625 1795316001\n"
                 b"FUNC </script>.x 10 1795316000 30 1795316001 0\n")
     report(ours, "evil.dat", cwd=tmp_path)
     data, raw = page_data(tmp_path / "evil.html")
@@ -223,6 +224,8 @@ def test_hostile_cmdline_stays_in_its_element(ours, chromium, tmp_path):
     dom = browse(chromium, tmp_path / "evil.html")
     assert dom.by_id("status")["attrs"]["data-ready"] == "1"  # our script ran, on our data
     assert dom.by_id("title")["text"] == want
+    assert dom.by_id("peak-label-0")["text"] == "peak %.3f MiB at 1.000 s" % 30.0625 == \
+        "peak 30.062 MiB at 1.000 s"
     assert len([e for e in dom.elems if e["tag"] == "script"]) == 3
     assert "pwned" != [e for e in dom.elems if e["tag"] == "title"][0]["text"]
 
