@@ -508,3 +508,16 @@ def test_flame_band_follows_and_names_calls(ours, chromium, real_files, tmp_path
         assert (st["flameXMin"], st["flameXMax"]) == (st["xMin"], st["xMax"])
     finally:
         b.close()
+
+
+def test_points_at_one_instant_are_all_drawn(ours, chromium, tmp_path):
+    """Several points of a curve at one time (a turning point and a tick, a FUNC entry and a
+    sample) each keep their place on the shared time axis, beside another curve."""
+    (tmp_path / "same.dat").write_text("MEM 5 100\nMEM 300 100\nMEM 6 101\nCHLD 3 1 100\n"
+                                       "CHLD 3 2 100.5\n")
+    report(ours, "same.dat", cwd=tmp_path)
+    data, _ = page_data(tmp_path / "same.html")
+    assert data["profiles"][0]["mem"]["mib"] == [5, 300, 6]
+    st = browse(chromium, tmp_path / "same.html").by_id("status")["attrs"]
+    # t=0: two MEM points and one CHLD point share two slots; t=0.5 and t=1: one each
+    assert int(st["data-points"]) == 4 and int(st["data-series"]) == 2
