@@ -10,8 +10,9 @@
  *   [{"file": ..., "cmdline": ... or null, ["func": ...,] "peak_bytes": ..., "peak_mib": ...,
  *     "peak_time": <epoch seconds>, "children": [{"pid": ..., "peak_bytes": ..., "peak_mib": ...,
  *     "peak_time": ...}, ...]}, ...]
- * Keys always come in this order. peak_bytes is MiB x 2^20 rounded to the byte (the files hold
- * MiB with 6 decimals, about a byte); the peaks are null where the text prints NaN.
+ * Keys always come in this order. peak_bytes is the MiB value in bytes (mp_json__bytes(): whole
+ * pages when it is within a byte of them); the peaks are null where the text prints NaN. Each
+ * file is read whole (mp_datfile__load()): the reader has no streaming interface yet.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -89,7 +90,7 @@ static void json_peak(const struct peak *pk)
 	mp_json__number(stdout, pk->found ? pk->t : NAN);
 }
 
-/* One element of the --json array, after @first elements have been written (or not). */
+/* One element of the --json array; @first: no element was written before it. */
 static void peak_json(const struct peak_summary *sum, bool first)
 {
 	const struct mp_datfile *df = sum->df;
