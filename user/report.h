@@ -23,7 +23,8 @@
  *      "calls": {"n", "shown", "t0", "t1", "m0", "m1", "level", "func"}  columns of equal length;
  *                                                       level as `mprof plot -f` computes it
  *      reserved, absent for now: "lines" (per-line tables) and "stacks", which the line
- *      attribution records will fill; the page renders them when present.
+ *      attribution records will fill, each a list of {"title", "columns": [...],
+ *      "rows": [[...], ...]} tables; the page already shows such tables when present.
  *    }]}
  * Reduction: each curve is cut into C columns over its own time span and only the first, lowest,
  * highest and last point of each column are kept (mp_plot__reduce(), as plot does per pixel), so

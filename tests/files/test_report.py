@@ -381,7 +381,7 @@ class Browser:
         assert "exceptionDetails" not in r, r
         return r["result"].get("value")
 
-    def wait_for(self, expr, tries=100):
+    def wait_for(self, expr, tries=600):  # 30 s: the machine may be busy
         import time
         for _ in range(tries):
             if self.js(expr):
