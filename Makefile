@@ -84,7 +84,8 @@ all: $(MPROF) $(TARGET_BINS)
 DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
-	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux
+	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux \
+	chromium
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -151,6 +152,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 
 # Sub-suites owned by other parts of the tree add themselves to TEST_SUITES.
 TEST_SUITES := test-unit asan test-kernel test-kernel-asan
+-include mprof/report/report.mk
 -include tests/files.mk
 -include tests/exporter.mk
 -include tests/live.mk

@@ -11,3 +11,5 @@ echo "recorded: $out ($(grep -c '^MEM' "$out") MEM lines)"
 "$MPROF" peak "$out"
 "$MPROF" plot -o "${out%.dat}.png" "$out" >/dev/null
 echo "plotted: ${out%.dat}.png"
+"$MPROF" report -o "${out%.dat}.html" "$out"
+echo "report: ${out%.dat}.html (open it in a browser)"

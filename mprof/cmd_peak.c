@@ -1,12 +1,22 @@
 /*
- * mprof peak [--func NAME] [profiles...]: memory_profiler's output, line for line:
+ * mprof peak [--func NAME] [--json] [profiles...]: memory_profiler's output, line for line:
  *   <file>\t<max of the MEM lines, %.3f> MiB
  *     Child <pid>\t\t\t<max of its CHLD lines, %.3f> MiB
  * Where memory_profiler crashes (missing, empty, truncated or garbage file, a directory, a bad
  * index) we print one error line and exit 1.
+ *
+ * --json prints the same peaks for scripts, one object per profile that could be read, in a
+ * JSON array (stdout is then JSON only: the "Using last profile data." notice goes to stderr):
+ *   [{"file": ..., "cmdline": ... or null, ["func": ...,] "peak_bytes": ..., "peak_mib": ...,
+ *     "peak_time": <epoch seconds>, "children": [{"pid": ..., "peak_bytes": ..., "peak_mib": ...,
+ *     "peak_time": ...}, ...]}, ...]
+ * Keys always come in this order. peak_bytes is the MiB value in bytes (mp_json__bytes(): whole
+ * pages when it is within a byte of them); the peaks are null where the text prints NaN. Each
+ * file is read as a stream (mp_datfile__scan()), in constant memory whatever its size.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,11 +25,12 @@
 
 #include "datfile.h"
 #include "datfile_priv.h"
+#include "json.h"
 #include "mprof.h"
 
 static void peak_usage(FILE *f)
 {
-	fprintf(f, "Usage: mprof peak [--func NAME] [file.dat|index ...]\n\n"
+	fprintf(f, "Usage: mprof peak [--func NAME] [--json] [file.dat|index ...]\n\n"
 		   "Print the peak memory recorded in each profile (MEM lines), then the peak of\n"
 		   "each child process (CHLD lines). Without arguments, the newest\n"
 		   "mprofile_*.dat of the current folder is used; an integer is an index into\n"
@@ -27,28 +38,110 @@ static void peak_usage(FILE *f)
 		   "  --func NAME   only the MEM samples taken during the calls of NAME, the full\n"
 		   "                dotted name of the FUNC lines (e.g. __main__.f); children are\n"
 		   "                not filtered\n"
+		   "  --json        print the peaks as JSON: file, command line, peak bytes and\n"
+		   "                time (epoch seconds), and the same per child\n"
 		   "  -h, --help    show this help\n");
 }
 
-/* What one pass keeps: the maxima, never the samples. */
+/* The peak of one series: the highest sample (the first on ties), or none. */
+struct peak {
+	bool found;
+	double mib, t;
+};
+
+/* What peak prints of one profile. */
+struct peak_summary {
+	const char *path;
+	const char *cmdline; /* NULL without a CMDLINE line */
+	const char *func;    /* --func, or NULL */
+	struct peak mem;     /* of the MEM lines, or of those inside func's calls */
+	const struct mp_datfile *df;
+};
+
+static struct peak series_peak(const struct mp_point *pts, size_t n)
+{
+	long i = mp_points__max(pts, n);
+
+	if (i < 0)
+		return (struct peak){ .found = false };
+	return (struct peak){ .found = true, .mib = pts[i].mib, .t = pts[i].t };
+}
+
+static void peak_text(const struct peak_summary *sum)
+{
+	const struct mp_datfile *df = sum->df;
+
+	printf("%s\t%.3f MiB\n", sum->path, sum->mem.mib);
+	for (size_t k = 0; k < df->n_children; k++) {
+		const struct mp_child *ch = &df->children[k];
+
+		printf("  Child %d\t\t\t%.3f MiB\n", ch->pid,
+		       series_peak(ch->s.pts, ch->s.n).mib);
+	}
+}
+
+static void json_peak(const struct peak *pk)
+{
+	fputs("\"peak_bytes\": ", stdout);
+	if (pk->found)
+		mp_json__bytes(stdout, pk->mib);
+	else
+		fputs("null", stdout);
+	fputs(", \"peak_mib\": ", stdout);
+	mp_json__number(stdout, pk->found ? pk->mib : NAN);
+	fputs(", \"peak_time\": ", stdout);
+	mp_json__number(stdout, pk->found ? pk->t : NAN);
+}
+
+/* One element of the --json array; @first: no element was written before it. */
+static void peak_json(const struct peak_summary *sum, bool first)
+{
+	const struct mp_datfile *df = sum->df;
+
+	fputs(first ? "\n  {\n    \"file\": " : ",\n  {\n    \"file\": ", stdout);
+	mp_json__cstring(stdout, sum->path, 0);
+	fputs(",\n    \"cmdline\": ", stdout);
+	mp_json__cstring(stdout, sum->cmdline, 0);
+	if (sum->func) {
+		fputs(",\n    \"func\": ", stdout);
+		mp_json__cstring(stdout, sum->func, 0);
+	}
+	fputs(",\n    ", stdout);
+	json_peak(&sum->mem);
+	fputs(",\n    \"children\": [", stdout);
+	for (size_t k = 0; k < df->n_children; k++) {
+		const struct mp_child *ch = &df->children[k];
+		struct peak pk = series_peak(ch->s.pts, ch->s.n);
+
+		printf("%s\n      {\"pid\": %d, ", k ? "," : "", ch->pid);
+		json_peak(&pk);
+		fputc('}', stdout);
+	}
+	fputs(df->n_children ? "\n    ]\n  }" : "]\n  }", stdout);
+}
+
+/* What one streaming pass keeps: the maxima, never the samples. */
 struct peaks {
-	bool have_mem;
-	double mem; /* MiB */
-	struct mp_datfile kids; /* children in order of first appearance, one sample each: the max */
+	struct peak mem;
+	bool any_mem;
+	/* children in order of first appearance, one sample each (the highest), and CMDLINE */
+	struct mp_datfile kids;
 	/* --func: the merged calls of the function (first pass) */
 	const char *func;
-	struct span { double a, b; } *spans;
+	struct span {
+		double a, b;
+	} *spans;
 	size_t nspans, capspans;
-	bool func_seen, in_func_seen, any_mem;
+	bool func_seen, in_func_seen;
 };
 
 static int peak_record(void *ctx, const struct mp_record *r)
 {
 	struct peaks *pk = ctx;
 	const struct mp_child *ch;
-	int err;
 
-	if (r->kind == MP_REC_MEM) {
+	switch (r->kind) {
+	case MP_REC_MEM:
 		pk->any_mem = true;
 		if (pk->func) {
 			/* the last span starting at or before the sample */
@@ -66,22 +159,22 @@ static int peak_record(void *ctx, const struct mp_record *r)
 				return 0;
 			pk->in_func_seen = true;
 		}
-		if (!pk->have_mem || r->mib > pk->mem)
-			pk->mem = r->mib;
-		pk->have_mem = true;
+		/* the first sample on ties, as mp_points__max() */
+		if (!pk->mem.found || r->mib > pk->mem.mib)
+			pk->mem = (struct peak){ .found = true, .mib = r->mib, .t = r->t };
+		return 0;
+	case MP_REC_CHLD:
+		ch = mp_datfile__child(&pk->kids, r->pid);
+		if (!ch)
+			return mp_datfile__add_record(&pk->kids, r);
+		if (r->mib > ch->s.pts[0].mib)
+			((struct mp_child *)ch)->s.pts[0] = (struct mp_point){ r->t, r->mib };
+		return 0;
+	case MP_REC_CMDLINE:
+		return mp_datfile__add_record(&pk->kids, r); /* the last one wins */
+	case MP_REC_FUNC:
 		return 0;
 	}
-	if (r->kind != MP_REC_CHLD)
-		return 0;
-	ch = mp_datfile__child(&pk->kids, r->pid);
-	if (!ch) {
-		struct mp_record one = *r;
-
-		err = mp_datfile__add_record(&pk->kids, &one);
-		return err;
-	}
-	if (r->mib > ch->s.pts[0].mib)
-		((struct mp_child *)ch)->s.pts[0] = (struct mp_point){ r->t, r->mib };
 	return 0;
 }
 
@@ -148,11 +241,13 @@ static void scan_error(const char *path, int err, const struct mp_scan *sc)
 }
 
 /*
- * Print one profile's peaks, reading it as a stream (constant memory whatever its size; with
- * --func, two passes). Returns 0, or 1 after reporting an error.
+ * Print one profile's peaks, as text or as the next element of the JSON array (*@n_json counts
+ * those written), reading the file as a stream: constant memory whatever its size (two passes
+ * with --func). Returns 0, or 1 after reporting an error.
  */
-static int peak_one(const char *path, const char *func)
+static int peak_one(const char *path, const char *func, bool json, size_t *n_json)
 {
+	struct peak_summary sum = { .path = path, .func = func };
 	struct peaks pk = { .func = func };
 	struct mp_scan sc;
 	int rc = 1, err;
@@ -181,23 +276,30 @@ static int peak_one(const char *path, const char *func)
 				 : "the file is empty");
 		goto cleanup;
 	}
-	if (func && !pk.func_seen) {
+	sum.df = &pk.kids;
+	sum.cmdline = pk.kids.cmdline;
+	sum.mem = pk.mem;
+	if (func && (!pk.func_seen || !pk.in_func_seen)) {
+		sum.mem.found = false;
 		/* memory_profiler's line, then why */
-		printf("%s\tNaN MiB\n", path);
-		p_err("no function '%s' in '%s' (names are as in its FUNC lines, e.g. __main__.f)",
-		      func, path);
-		goto cleanup;
-	}
-	if (func && !pk.in_func_seen) {
-		printf("%s\tNaN MiB\n", path);
+		if (json)
+			peak_json(&sum, (*n_json)++ == 0);
+		else
+			printf("%s\tNaN MiB\n", path);
+		if (!pk.func_seen) {
+			p_err("no function '%s' in '%s' (names are as in its FUNC lines, e.g. "
+			      "__main__.f)",
+			      func, path);
+			goto cleanup;
+		}
 		p_info("no MEM sample was taken during the calls of '%s' in '%s'", func, path);
 		rc = 0;
 		goto cleanup;
 	}
-	printf("%s\t%.3f MiB\n", path, pk.mem);
-	for (size_t k = 0; k < pk.kids.n_children; k++)
-		printf("  Child %d\t\t\t%.3f MiB\n", pk.kids.children[k].pid,
-		       pk.kids.children[k].s.pts[0].mib);
+	if (json)
+		peak_json(&sum, (*n_json)++ == 0);
+	else
+		peak_text(&sum);
 	rc = 0;
 cleanup:
 	mp_datfile__release(&pk.kids);
@@ -209,13 +311,15 @@ int do_peak(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "func", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mp_profiles sel = { 0 };
 	const char *func = NULL;
 	char msg[512];
-	bool newest;
+	bool newest, json = false;
+	size_t n_json = 0;
 	int c, rc = 0;
 
 	opterr = 0;
@@ -224,6 +328,9 @@ int do_peak(int argc, char **argv)
 		switch (c) {
 		case 'F':
 			func = optarg;
+			break;
+		case 'J':
+			json = true;
 			break;
 		case 'h':
 			peak_usage(stdout);
@@ -243,10 +350,16 @@ int do_peak(int argc, char **argv)
 		rc = 1;
 		goto cleanup;
 	}
-	if (newest)
+	if (newest && json)
+		p_info("using the last profile data, '%s'", sel.names[0]);
+	else if (newest)
 		printf("Using last profile data.\n");
+	if (json)
+		fputc('[', stdout);
 	for (size_t i = 0; i < sel.n; i++)
-		rc |= peak_one(sel.names[i], func);
+		rc |= peak_one(sel.names[i], func, json, &n_json);
+	if (json)
+		fputs(n_json ? "\n]\n" : "]\n", stdout);
 cleanup:
 	mp_profiles__release(&sel);
 	if (fflush(stdout) || ferror(stdout)) {

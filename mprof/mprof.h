@@ -24,5 +24,6 @@ int do_list(int argc, char **argv);
 int do_clean(int argc, char **argv);
 int do_rm(int argc, char **argv);
 int do_peak(int argc, char **argv);
+int do_report(int argc, char **argv);
 
 #endif

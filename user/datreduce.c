@@ -125,13 +125,16 @@ static int rseries_init(struct rseries *s, size_t nb)
 	return s->b ? 0 : -ENOMEM;
 }
 
-static void rseries_add(struct reducer *r, struct rseries *s, double t, double mib)
+/* A sample of series @s: in its fit sums and, with @keep, in its buckets. */
+static void rseries_put(struct reducer *r, struct rseries *s, double t, double mib, bool keep)
 {
 	struct bucket *b = &s->b[bucket_of(r, s->nb, t)];
 	struct mp_point p = { t, mib };
 
 	if (in_window(r, t))
 		add_sum(&s->sums, t - r->t0, mib);
+	if (!keep)
+		return;
 	if (!b->n) {
 		b->first = b->lo = b->hi = b->last = p;
 		b->n = 1;
@@ -142,6 +145,11 @@ static void rseries_add(struct reducer *r, struct rseries *s, double t, double m
 	if (mib > b->hi.mib)
 		b->hi = p;
 	b->last = p;
+}
+
+static void rseries_add(struct reducer *r, struct rseries *s, double t, double mib)
+{
+	rseries_put(r, s, t, mib, true);
 }
 
 static int pt_time_cmp(const void *a, const void *b)
@@ -224,9 +232,12 @@ static int reduce_record(void *ctx, const struct mp_record *rec)
 		struct mp_call *best;
 		double len = rec->call.t_end - rec->call.t_start;
 
-		/* the curve merges each call's entry and exit: so do its buckets and sums */
-		rseries_add(r, &r->mem, rec->call.t_start, rec->call.mem_start);
-		rseries_add(r, &r->mem, rec->call.t_end, rec->call.mem_end);
+		/*
+		 * The curve merges each call's entry and exit: so do the fit sums, and the buckets
+		 * when calls are dropped (kept calls are merged by the drawing itself).
+		 */
+		rseries_put(r, &r->mem, rec->call.t_start, rec->call.mem_start, !r->keep_calls);
+		rseries_put(r, &r->mem, rec->call.t_end, rec->call.mem_end, !r->keep_calls);
 		if (r->keep_calls)
 			return mp_datfile__add_record(df, rec);
 		err = mp_datfile__add_func_stats(df, rec, &fn);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
 #define LEGEND_PAD 9.0	/* inside the legend box, left and right */
 #define LEGEND_GAP 16.0 /* between the axes and the legend box */
 #define FLAME_ROW 20.0
-#define FLAME_MAX_ROWS 16 /* deeper calls are not drawn: a taller band would crush the curve */
+#define FLAME_MAX_ROWS MP_PLOT_MAX_LEVEL /* deeper calls are not drawn */
 #define FLAME_GAP 14.0
 #define BRACKET_H 9.0
 #define BRACKET_W 6.0
@@ -80,12 +81,6 @@ struct profile {
 	size_t n_kids;
 };
 
-struct fcall {
-	double t0, t1, m0, m1; /* times relative to the profile start */
-	int level;
-	size_t func;
-};
-
 struct finfo {
 	const char *label;
 	struct rgb rgb;
@@ -107,7 +102,7 @@ struct plot {
 	double xstep, ystep;
 	struct profile *prof;
 	size_t n_prof;
-	struct fcall *calls; /* functions of a single profile, when drawn */
+	struct mp_plot_call *calls; /* functions of a single profile, when drawn */
 	size_t n_calls;
 	struct finfo *funcs;
 	size_t n_funcs;
@@ -313,33 +308,78 @@ static int pt_cmp(const void *a, const void *b)
 	return (p->mib > q->mib) - (p->mib < q->mib);
 }
 
-static int build_profile(struct profile *pr, const struct mp_plot_input *in)
+static bool is_sorted(const struct mp_point *pts, size_t n)
 {
-	const struct mp_datfile *df = in->df;
-	size_t n = df->mem.n;
+	for (size_t i = 1; i < n; i++)
+		if (pt_cmp(&pts[i - 1], &pts[i]) > 0)
+			return false;
+	return true;
+}
 
-	pr->in = in;
+void mp_plot__sort_points(struct mp_point *pts, size_t n)
+{
+	/* files are written in time order: checking is linear, sorting 20M points takes seconds */
+	if (n > 1 && !is_sorted(pts, n))
+		qsort(pts, n, sizeof(*pts), pt_cmp);
+}
+
+int mp_plot__curve(const struct mp_datfile *df, struct mp_point **pts, size_t *n)
+{
+	size_t k = 0, nf = 0, total;
+	struct mp_point *out, *fp;
+
 	for (size_t f = 0; f < df->n_funcs; f++)
-		n += 2 * df->funcs[f].n;
-	pr->mem.pts = malloc(n * sizeof(*pr->mem.pts));
-	if (!pr->mem.pts)
+		nf += 2 * df->funcs[f].n;
+	total = df->mem.n + nf;
+	out = malloc((total ? total : 1) * sizeof(*out));
+	fp = malloc((nf ? nf : 1) * sizeof(*fp));
+	if (!out || !fp) {
+		free(out);
+		free(fp);
 		return -ENOMEM;
+	}
 	/* memory_profiler merges function entry and exit into the curve; so do we */
-	memcpy(pr->mem.pts, df->mem.pts, df->mem.n * sizeof(*pr->mem.pts));
-	n = df->mem.n;
 	for (size_t f = 0; f < df->n_funcs; f++) {
 		for (size_t c = 0; c < df->funcs[f].n; c++) {
 			const struct mp_call *call = &df->funcs[f].calls[c];
 
-			pr->mem.pts[n++] = (struct mp_point){ call->t_start, call->mem_start };
-			pr->mem.pts[n++] = (struct mp_point){ call->t_end, call->mem_end };
+			fp[k++] = (struct mp_point){ call->t_start, call->mem_start };
+			fp[k++] = (struct mp_point){ call->t_end, call->mem_end };
 		}
 	}
-	pr->mem.n = n;
+	mp_plot__sort_points(fp, nf);
+	if (is_sorted(df->mem.pts, df->mem.n)) {
+		/* the usual file: the MEM lines in time order, merged with the few FUNC points */
+		size_t i = 0, j = 0;
+
+		k = 0;
+		while (i < df->mem.n || j < nf)
+			out[k++] = j == nf || (i < df->mem.n && pt_cmp(&df->mem.pts[i], &fp[j]) <= 0) ?
+					   df->mem.pts[i++] :
+					   fp[j++];
+	} else {
+		memcpy(out, df->mem.pts, df->mem.n * sizeof(*out));
+		memcpy(out + df->mem.n, fp, nf * sizeof(*out));
+		qsort(out, total, sizeof(*out), pt_cmp);
+	}
+	free(fp);
+	*pts = out;
+	*n = total;
+	return 0;
+}
+
+static int build_profile(struct profile *pr, const struct mp_plot_input *in)
+{
+	const struct mp_datfile *df = in->df;
+	int err;
+
+	pr->in = in;
+	err = mp_plot__curve(df, &pr->mem.pts, &pr->mem.n);
+	if (err)
+		return err;
 	pr->mem.sums = df->mem.has_sums ? &df->mem.sums : NULL;
-	qsort(pr->mem.pts, n, sizeof(*pr->mem.pts), pt_cmp);
 	pr->t0 = pr->mem.pts[0].t;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < pr->mem.n; i++)
 		pr->mem.pts[i].t -= pr->t0;
 
 	if (!df->n_children)
@@ -358,7 +398,7 @@ static int build_profile(struct profile *pr, const struct mp_plot_input *in)
 		memcpy(c->pts, s->pts, s->n * sizeof(*c->pts));
 		c->n = s->n;
 		c->sums = s->has_sums ? &s->sums : NULL;
-		qsort(c->pts, c->n, sizeof(*c->pts), pt_cmp);
+		mp_plot__sort_points(c->pts, c->n);
 		for (size_t i = 0; i < c->n; i++)
 			c->pts[i].t -= pr->t0;
 		c->rgb = child_rgb[k % N_OF(child_rgb)];
@@ -386,7 +426,7 @@ static bool visible(const struct plot *p, double t)
 
 static int call_cmp(const void *a, const void *b)
 {
-	const struct fcall *p = a, *q = b;
+	const struct mp_plot_call *p = a, *q = b;
 
 	if (p->t0 != q->t0)
 		return p->t0 < q->t0 ? -1 : 1;
@@ -395,65 +435,86 @@ static int call_cmp(const void *a, const void *b)
 	return (p->func > q->func) - (p->func < q->func);
 }
 
-/*
- * Gather the calls of the single profile, and give a stack level to those whose FUNC line had
- * none (files older than memory_profiler 0.56) from how the calls nest in time.
- */
-static int build_calls(struct plot *p)
+int mp_plot__calls(const struct mp_datfile *df, double origin, struct mp_plot_call **calls,
+		   size_t *n)
 {
-	const struct mp_datfile *df = p->prof[0].in->df;
-	const char **names = NULL, **labels = NULL;
-	double *stack = NULL;
-	size_t depth = 0, n = 0;
-	int err = -ENOMEM;
+	struct mp_plot_call *out;
+	double *stack;
+	size_t depth = 0, k = 0;
 
+	*calls = NULL;
+	*n = 0;
 	for (size_t f = 0; f < df->n_funcs; f++)
-		n += df->funcs[f].n;
-	if (!n)
+		k += df->funcs[f].n;
+	if (!k)
 		return 0;
-	p->calls = calloc(n, sizeof(*p->calls));
-	p->funcs = calloc(df->n_funcs, sizeof(*p->funcs));
-	names = calloc(df->n_funcs, sizeof(*names));
-	labels = calloc(df->n_funcs, sizeof(*labels));
-	stack = calloc(n, sizeof(*stack));
-	if (!p->calls || !p->funcs || !names || !labels || !stack)
-		goto cleanup;
-	p->n_funcs = df->n_funcs;
+	out = calloc(k, sizeof(*out));
+	stack = calloc(k, sizeof(*stack));
+	if (!out || !stack) {
+		free(out);
+		free(stack);
+		return -ENOMEM;
+	}
+	k = 0;
 	for (size_t f = 0; f < df->n_funcs; f++) {
 		const struct mp_func *fn = &df->funcs[f];
 
-		names[f] = fn->name;
 		for (size_t c = 0; c < fn->n; c++) {
-			struct fcall *fc = &p->calls[p->n_calls++];
+			struct mp_plot_call *fc = &out[k++];
 
-			fc->t0 = fn->calls[c].t_start - p->prof[0].t0;
-			fc->t1 = fn->calls[c].t_end - p->prof[0].t0;
+			fc->t0 = fn->calls[c].t_start - origin;
+			fc->t1 = fn->calls[c].t_end - origin;
 			fc->m0 = fn->calls[c].mem_start;
 			fc->m1 = fn->calls[c].mem_end;
 			fc->level = fn->calls[c].level;
 			fc->func = f;
 		}
 	}
+	qsort(out, k, sizeof(*out), call_cmp);
+	/* the calls still open when each one starts are the ones it nests inside */
+	for (size_t i = 0; i < k; i++) {
+		struct mp_plot_call *fc = &out[i];
+
+		while (depth && stack[depth - 1] < fc->t0)
+			depth--;
+		if (fc->level < 0)
+			fc->level = depth > (size_t)MP_PLOT_MAX_LEVEL ? MP_PLOT_MAX_LEVEL : (int)depth;
+		stack[depth++] = fc->t1;
+	}
+	free(stack);
+	*calls = out;
+	*n = k;
+	return 0;
+}
+
+/* The calls of the single profile, and a label and a colour per function. */
+static int build_calls(struct plot *p)
+{
+	const struct mp_datfile *df = p->prof[0].in->df;
+	const char **names = NULL, **labels = NULL;
+	int err;
+
+	err = mp_plot__calls(df, p->prof[0].t0, &p->calls, &p->n_calls);
+	if (err || !p->n_calls)
+		return err;
+	err = -ENOMEM;
+	p->funcs = calloc(df->n_funcs, sizeof(*p->funcs));
+	names = calloc(df->n_funcs, sizeof(*names));
+	labels = calloc(df->n_funcs, sizeof(*labels));
+	if (!p->funcs || !names || !labels)
+		goto cleanup;
+	p->n_funcs = df->n_funcs;
+	for (size_t f = 0; f < df->n_funcs; f++)
+		names[f] = df->funcs[f].name;
 	mp_plot__func_labels(names, df->n_funcs, labels);
 	for (size_t f = 0; f < df->n_funcs; f++) {
 		p->funcs[f].label = labels[f];
 		p->funcs[f].rgb = func_rgb[f % N_OF(func_rgb)];
 	}
-	qsort(p->calls, p->n_calls, sizeof(*p->calls), call_cmp);
-	for (size_t i = 0; i < p->n_calls; i++) {
-		struct fcall *fc = &p->calls[i];
-
-		while (depth && stack[depth - 1] < fc->t0)
-			depth--;
-		if (fc->level < 0)
-			fc->level = depth > (size_t)FLAME_MAX_ROWS ? FLAME_MAX_ROWS : (int)depth;
-		stack[depth++] = fc->t1;
-	}
 	err = 0;
 cleanup:
 	free(names);
 	free(labels);
-	free(stack);
 	return err;
 }
 
@@ -463,7 +524,7 @@ static void measure_funcs(struct plot *p)
 	const struct curve *m = &p->prof[0].mem;
 
 	for (size_t i = 0; i < p->n_calls; i++) {
-		const struct fcall *fc = &p->calls[i];
+		const struct mp_plot_call *fc = &p->calls[i];
 		struct finfo *fi = &p->funcs[fc->func];
 		size_t lo = 0, hi = m->n;
 
@@ -886,23 +947,16 @@ static void draw_frame(struct plot *p)
 	text_at(cr, p->w / 2, 47, p->subtitle, 0.5);
 }
 
-/* Trace @pts as a polyline, keeping per pixel column only the first, lowest, highest and last point. */
-static void path_curve(struct plot *p, const struct mp_point *pts, size_t n)
+void mp_plot__reduce(const struct mp_point *pts, size_t n, double x0, double t0, double t1,
+		     double width, void (*keep)(void *ctx, size_t i), void *ctx)
 {
-	cairo_t *cr = p->cr;
-	size_t i = 0, end = n;
-	bool started = false;
+	size_t i = 0;
 
-	/* from the last point before the window to the first after it, so lines reach the edges */
-	while (i + 1 < n && pts[i + 1].t < p->xmin)
-		i++;
-	while (end > i + 1 && pts[end - 2].t > p->xmax)
-		end--;
-	while (i < end) {
-		double col = floor(X(p, pts[i].t));
-		size_t first = i, lo = i, hi = i, last = i, keep[4];
+	while (i < n) {
+		double col = floor(x0 + (pts[i].t - t0) / (t1 - t0) * width);
+		size_t first = i, lo = i, hi = i, last = i, k4[4];
 
-		while (i + 1 < end && floor(X(p, pts[i + 1].t)) == col) {
+		while (i + 1 < n && floor(x0 + (pts[i + 1].t - t0) / (t1 - t0) * width) == col) {
 			i++;
 			if (pts[i].mib < pts[lo].mib)
 				lo = i;
@@ -911,21 +965,51 @@ static void path_curve(struct plot *p, const struct mp_point *pts, size_t n)
 			last = i;
 		}
 		i++;
-		keep[0] = first;
-		keep[1] = lo < hi ? lo : hi;
-		keep[2] = lo < hi ? hi : lo;
-		keep[3] = last;
-		for (int k = 0; k < 4; k++) {
-			if (k && keep[k] == keep[k - 1])
-				continue;
-			if (!started) {
-				cairo_move_to(cr, X(p, pts[keep[k]].t), Y(p, pts[keep[k]].mib));
-				started = true;
-			} else {
-				cairo_line_to(cr, X(p, pts[keep[k]].t), Y(p, pts[keep[k]].mib));
-			}
-		}
+		k4[0] = first;
+		k4[1] = lo < hi ? lo : hi;
+		k4[2] = lo < hi ? hi : lo;
+		k4[3] = last;
+		/* the four are in increasing order: skipping repeats leaves each index once */
+		for (int k = 0; k < 4; k++)
+			if (!k || k4[k] != k4[k - 1])
+				keep(ctx, k4[k]);
 	}
+}
+
+struct path_ctx {
+	struct plot *p;
+	const struct mp_point *pts;
+	bool started;
+};
+
+static void path_point(void *ctx, size_t i)
+{
+	struct path_ctx *c = ctx;
+	double x = X(c->p, c->pts[i].t), y = Y(c->p, c->pts[i].mib);
+
+	if (!c->started) {
+		cairo_move_to(c->p->cr, x, y);
+		c->started = true;
+	} else {
+		cairo_line_to(c->p->cr, x, y);
+	}
+}
+
+/* Trace @pts as a polyline, keeping per pixel column only the first, lowest, highest and last point. */
+static void path_curve(struct plot *p, const struct mp_point *pts, size_t n)
+{
+	size_t i = 0, end = n;
+	struct path_ctx ctx = { .p = p };
+
+	/* from the last point before the window to the first after it, so lines reach the edges */
+	while (i + 1 < n && pts[i + 1].t < p->xmin)
+		i++;
+	while (end > i + 1 && pts[end - 2].t > p->xmax)
+		end--;
+	if (i >= end)
+		return;
+	ctx.pts = pts + i;
+	mp_plot__reduce(pts + i, end - i, p->ax, p->xmin, p->xmax, p->aw, path_point, &ctx);
 }
 
 static size_t count_visible(const struct plot *p, const struct curve *c)
@@ -1036,7 +1120,7 @@ static void draw_brackets(struct plot *p)
 	cairo_set_line_width(cr, 2);
 	cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
 	for (size_t i = 0; i < p->n_calls; i++) {
-		const struct fcall *fc = &p->calls[i];
+		const struct mp_plot_call *fc = &p->calls[i];
 
 		set_rgb(cr, p->funcs[fc->func].rgb);
 		if (visible(p, fc->t0))
@@ -1099,7 +1183,7 @@ static void draw_flame(struct plot *p)
 	cairo_clip(cr);
 	set_font(cr, SMALL_SIZE, false);
 	for (size_t i = 0; i < p->n_calls; i++) {
-		const struct fcall *fc = &p->calls[i];
+		const struct mp_plot_call *fc = &p->calls[i];
 		const struct finfo *fi = &p->funcs[fc->func];
 		double x0, x1, y;
 

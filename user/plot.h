@@ -111,6 +111,49 @@ void mp_plot__func_labels(const char *const *names, size_t n, const char **label
 int mp_plot__render(const struct mp_plot_input *in, size_t n, const struct mp_plot_opts *opts,
 		    enum mp_plot_format fmt, const char *path, struct mp_plot_info *info);
 
+/* ---- what plot computes that other views of a profile share (mprof report) ------------------ */
+
+/* Deepest stack level worked out for a call whose FUNC line has none (flame rows beyond it crush the curve). */
+#define MP_PLOT_MAX_LEVEL 16
+
+/* One call of a profiled function (or profile.timestamp block), as plot draws it. */
+struct mp_plot_call {
+	double t0, t1; /* entry and exit, seconds since the origin given to mp_plot__calls() */
+	double m0, m1; /* MiB at entry and exit */
+	int level;     /* stack depth, outermost 0 (see mp_plot__calls()) */
+	size_t func;   /* index into the profile's funcs[] */
+};
+
+/* Sort @n points in place by time, then by MiB (the order plot draws them in). */
+void mp_plot__sort_points(struct mp_point *pts, size_t n);
+
+/*
+ * The memory curve of @df as plot draws it: its MEM samples with every FUNC entry and exit
+ * point merged in (memory_profiler's plot_file() does the same), sorted with
+ * mp_plot__sort_points(), times as in the file. On success *pts is malloc'ed (the caller frees
+ * it) and holds *n points. Returns 0, or -ENOMEM.
+ */
+int mp_plot__curve(const struct mp_datfile *df, struct mp_point **pts, size_t *n);
+
+/*
+ * Every call of @df's functions, sorted by entry time (the enclosing call first on equal
+ * entries), times made relative to @origin. A call whose FUNC line has a level keeps it; one
+ * without (files older than memory_profiler 0.56) gets the number of calls it nests inside,
+ * counted among the calls before it, at most MP_PLOT_MAX_LEVEL. On success *calls is malloc'ed
+ * (the caller frees it; NULL when @df has no call) and holds *n calls. Returns 0, or -ENOMEM.
+ */
+int mp_plot__calls(const struct mp_datfile *df, double origin, struct mp_plot_call **calls,
+		   size_t *n);
+
+/*
+ * Reduce a dense curve to what a display of columns can show without losing a peak: @pts[0..n)
+ * (sorted by time) fall into columns floor(@x0 + (t - @t0) / (@t1 - @t0) * @width), and of
+ * each run of points in one column only the first, the lowest, the highest and the last are
+ * kept. Calls @keep(@ctx, i) for each kept index, in increasing order, each index once.
+ */
+void mp_plot__reduce(const struct mp_point *pts, size_t n, double x0, double t0, double t1,
+		     double width, void (*keep)(void *ctx, size_t i), void *ctx);
+
 /*
  * Drop cairo's process-wide caches (fonts, patterns) once nothing will be drawn any more, so that
  * leak checkers see only real leaks. No surface or context may be alive.

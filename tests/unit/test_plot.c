@@ -548,6 +548,82 @@ static void test_func_labels(void **state)
 	mp_plot__func_labels(NULL, 0, labels);
 }
 
+struct kept {
+	size_t idx[4096];
+	size_t n;
+};
+
+static void keep_idx(void *ctx, size_t i)
+{
+	struct kept *k = ctx;
+
+	assert_true(k->n < 4096);
+	k->idx[k->n++] = i;
+}
+
+/* The reduction plot and report share: each column's first, lowest, highest and last point. */
+static void test_reduce(void **state)
+{
+	enum { N = 5000, COLS = 37 };
+	static struct mp_point pts[N];
+	struct kept k = { .n = 0 };
+	double t = 0;
+
+	(void)state;
+	srand(11);
+	for (size_t i = 0; i < N; i++) {
+		t += (rand() % 100) / 1000.0; /* repeated times too */
+		pts[i].t = t;
+		pts[i].mib = rand() % 1000 / 7.0;
+	}
+	mp_plot__reduce(pts, N, 0, pts[0].t, pts[N - 1].t, COLS, keep_idx, &k);
+	for (size_t i = 1; i < k.n; i++)
+		assert_true(k.idx[i] > k.idx[i - 1]);
+	assert_true(k.n <= 4 * (COLS + 1));
+	/* per column, against a plain scan */
+	for (int c = 0; c <= COLS; c++) {
+		long first = -1, last = -1, lo = -1, hi = -1;
+		size_t in_col = 0;
+
+		for (size_t i = 0; i < N; i++) {
+			if (floor(0 + (pts[i].t - pts[0].t) / (pts[N - 1].t - pts[0].t) * COLS) != c)
+				continue;
+			if (first < 0)
+				first = (long)i;
+			last = (long)i;
+			if (lo < 0 || pts[i].mib < pts[lo].mib)
+				lo = (long)i;
+			if (hi < 0 || pts[i].mib > pts[hi].mib)
+				hi = (long)i;
+		}
+		if (first < 0)
+			continue;
+		for (size_t j = 0; j < k.n; j++) {
+			long i = (long)k.idx[j];
+
+			if (i >= first && i <= last)
+				in_col++;
+		}
+		assert_true(in_col >= 1 && in_col <= 4);
+		for (size_t j = 0, found = 0; j < 4; j++, found = 0) {
+			long want = j == 0 ? first : j == 1 ? lo : j == 2 ? hi : last;
+
+			for (size_t m = 0; m < k.n; m++)
+				found |= (long)k.idx[m] == want;
+			assert_true(found);
+		}
+	}
+	/* one instant for every point: a single column of four */
+	for (size_t i = 0; i < N; i++)
+		pts[i].t = 5;
+	k.n = 0;
+	mp_plot__reduce(pts, N, 0, 5, 6, COLS, keep_idx, &k);
+	assert_true(k.n <= 4);
+	k.n = 0;
+	mp_plot__reduce(pts, 0, 0, 5, 6, COLS, keep_idx, &k);
+	assert_int_equal(k.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_odd_text_and_single_point),
 		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_func_labels),
+		cmocka_unit_test(test_reduce),
 	};
 
 	return cmocka_run_group_tests_name("plot", tests, group_setup, group_teardown);
