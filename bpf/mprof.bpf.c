@@ -69,15 +69,24 @@ struct {
 	__type(value, __u32);
 } sel_pids SEC(".maps");
 
+/* The process table (bpf/mprof.h): 2^k slots, sized by the loader. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MP_MAX_PROCS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * MP_MAX_PROCS);
 	__type(key, __u32);
 	__type(value, struct mp_proc);
 } procs SEC(".maps");
 
+/* Set by the loader with the table's size: 32 - log2(slots), slots - 1, processes at most. */
+const volatile __u32 procs_shift = 17;
+const volatile __u32 procs_mask = 2 * MP_MAX_PROCS - 1;
+const volatile __u32 procs_cap = MP_MAX_PROCS;
+
+/* Mapped by userspace too, which adds its tracked processes with atomics, as BPF does. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MP_MAX_GROUPS);
 	__type(key, __u32);
 	__type(value, struct mp_group);
@@ -95,6 +104,101 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
+
+/* The slot of @tgid, or NULL: a few inlined array loads (bpf/mprof.h). */
+static __always_inline struct mp_proc *proc_find(__u32 tgid)
+{
+	__u32 h = mp_slot_hash(tgid, procs_shift);
+
+	for (__u32 i = 0; i < MP_PROBES; i++) {
+		__u32 idx = (h + i) & procs_mask, t;
+		struct mp_proc *p = bpf_map_lookup_elem(&procs, &idx);
+
+		if (!p)
+			return NULL;
+		t = *(volatile __u32 *)&p->tgid;
+		if (t == tgid)
+			return p;
+		if (t == MP_SLOT_EMPTY)
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Claim a free slot for @tgid (not in the table: the caller looked): it is MP_SLOT_BUSY, for the
+ * caller to fill and then publish with proc_publish(). NULL when the table is full (counted).
+ */
+static __always_inline struct mp_proc *proc_claim(__u32 tgid)
+{
+	__u32 h = mp_slot_hash(tgid, procs_shift);
+
+	if (stats.live >= procs_cap)
+		goto full;
+	for (__u32 i = 0; i < MP_PROBES; i++) {
+		__u32 idx = (h + i) & procs_mask, t;
+		struct mp_proc *p = bpf_map_lookup_elem(&procs, &idx);
+
+		if (!p)
+			break;
+		t = *(volatile __u32 *)&p->tgid;
+		if (t != MP_SLOT_EMPTY && t != MP_SLOT_DEAD)
+			continue;
+		if (__sync_val_compare_and_swap(&p->tgid, t, MP_SLOT_BUSY) == t) {
+			__sync_fetch_and_add(&stats.live, 1);
+			return p;
+		}
+	}
+full:
+	__sync_fetch_and_add(&stats.procs_dropped, 1);
+	return NULL;
+}
+
+/* Make the filled slot @p visible as @tgid's. */
+static __always_inline void proc_publish(struct mp_proc *p, __u32 tgid)
+{
+	__sync_lock_test_and_set(&p->tgid, tgid); /* a full barrier: the fields come first */
+}
+
+/* @tgid is gone: its slot becomes DEAD. Returns 1 for the caller that retired it. */
+static __always_inline int proc_retire(struct mp_proc *p, __u32 tgid)
+{
+	if (__sync_val_compare_and_swap(&p->tgid, tgid, MP_SLOT_DEAD) != tgid)
+		return 0;
+	__sync_fetch_and_add(&stats.live, -1);
+	return 1;
+}
+
+/*
+ * The time for the per-event path. A precise clock read (a TSC read: ~100 ns on this project's
+ * VM, the dearest step of the program, measured by bench/bench_fleet.py) is taken only when the
+ * jiffy changed or after MP_TIME_REUSE events on this CPU; in between the last reading is reused,
+ * so a time is at most MP_TIME_REUSE - 1 events (a few µs in a page-fault storm) or one jiffy
+ * (4 ms at HZ=250, when events are sparse) early. Heights stay exact.
+ */
+#define MP_TIME_REUSE 8
+
+struct tcache {
+	__u64 jif;
+	__u64 ns;
+	__u32 n;
+	__u32 pad;
+};
+
+static struct tcache tcache[MP_MAX_CPUS];
+
+static __always_inline __u64 now_cheap(void)
+{
+	struct tcache *c = &tcache[bpf_get_smp_processor_id() & (MP_MAX_CPUS - 1)];
+	__u64 j = bpf_jiffies64();
+
+	if (c->jif != j || ++c->n >= MP_TIME_REUSE) {
+		c->ns = bpf_ktime_get_ns();
+		c->jif = j;
+		c->n = 0;
+	}
+	return c->ns;
+}
 
 /*
  * A one-slot per-CPU array whose only use is to learn the kernel's per-CPU offsets: the address
@@ -508,7 +612,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	if (!tgid)
 		return 0;
 	STAGE(2);
-	p = bpf_map_lookup_elem(&procs, &tgid);
+	p = proc_find(tgid);
 	if (!p || (p->flags & MP_PROC_EXEC_WAIT))
 		return 0;
 	if (p->flags & MP_PROC_FRESH) {
@@ -519,11 +623,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	STAGE(3);
 	vals[0] = member_pages(mm, m);
 	STAGE(4);
-#ifdef MP_COARSE
-	vals[1] = bpf_jiffies64();
-#else
-	vals[1] = bpf_ktime_get_ns();
-#endif
+	vals[1] = now_cheap();
 	STAGE(5);
 	/* Only the member that changed is re-summed: every change raises its own event. */
 	proc_set_member(p, tgid, m, vals[0], vals[1]);
@@ -559,10 +659,10 @@ int on_rss_stat_tp(struct trace_event_raw_rss_stat *ctx)
 	if (m < 0)
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	p = bpf_map_lookup_elem(&procs, &tgid);
+	p = proc_find(tgid);
 	if (!p || (p->flags & MP_PROC_EXEC_WAIT))
 		return 0;
-	proc_set_member(p, tgid, m, (__u64)ctx->size >> page_shift, bpf_ktime_get_ns());
+	proc_set_member(p, tgid, m, (__u64)ctx->size >> page_shift, now_cheap());
 	return 0;
 }
 
@@ -663,7 +763,7 @@ static __always_inline int proc_add(__u32 tgid, __u32 parent, __u32 group, __u32
 				    struct task_struct *t, struct mm_struct *mm, __u64 now,
 				    __u64 *rss)
 {
-	struct mp_proc np = {};
+	struct mp_proc np = {}, *slot;
 
 	np.group = group;
 	np.parent = parent;
@@ -686,10 +786,14 @@ static __always_inline int proc_add(__u32 tgid, __u32 parent, __u32 group, __u32
 		np.wmax[0] = np.rss;
 	}
 	proc_identity(&np, t);
-	if (bpf_map_update_elem(&procs, &tgid, &np, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&stats.procs_dropped, 1);
+	if (proc_find(tgid))
+		return -1; /* followed already (userspace added it, or a racing pass) */
+	slot = proc_claim(tgid);
+	if (!slot)
 		return -1;
-	}
+	np.tgid = MP_SLOT_BUSY;
+	*slot = np;
+	proc_publish(slot, tgid);
 	*rss = np.rss;
 	return 0;
 }
@@ -704,7 +808,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (ptgid == ctgid)
 		return 0; /* a new thread of a tracked process: same mm, same tgid */
-	pp = bpf_map_lookup_elem(&procs, &ptgid);
+	pp = proc_find(ptgid);
 	if (fleet) {
 		flags = pp ? (pp->flags & MP_PROC_PIDTREE) : 0;
 		if (!selected(child, flags ? 1 : 0))
@@ -740,7 +844,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct mm_struct *mm;
 	__u64 now, gpages;
 
-	st = bpf_map_lookup_elem(&procs, &tgid);
+	st = proc_find(tgid);
 	now = bpf_ktime_get_ns();
 	mm = p->mm;
 	if (fleet) {
@@ -760,7 +864,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		if (!selected(p, tree ? 1 : 0)) {
 			/* it became something the selectors do not take: it leaves, with its peak */
 			submit(MP_EV_LEAVE, tgid, st->parent, st->group, now, st->rss, 0, st, p, 0);
-			bpf_map_delete_elem(&procs, &tgid);
+			proc_retire(st, tgid);
 			return 0;
 		}
 	}
@@ -795,15 +899,15 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	struct mp_proc *st;
 	__u64 now, last;
 
-	st = bpf_map_lookup_elem(&procs, &tgid);
+	st = proc_find(tgid);
 	if (!st || !mp_group_dead(p))
 		return 0;
 	now = bpf_ktime_get_ns();
 	last = st->rss;
 	gid = st->group;
 	submit(MP_EV_EXIT, tgid, st->parent, gid, now, last, 0, st, p, 0);
-	/* Whoever deletes the entry settles the group, so racing last threads count once. */
-	if (bpf_map_delete_elem(&procs, &tgid))
+	/* Whoever retires the slot settles the group, so racing last threads count once. */
+	if (!proc_retire(st, tgid))
 		return 0;
 	group_add(gid, -(__s64)last, -1, now);
 	return 0;
@@ -818,7 +922,7 @@ SEC("tp_btf/mark_victim")
 int BPF_PROG(on_oom_victim, struct task_struct *t, uid_t uid)
 {
 	__u32 tgid = t->tgid;
-	struct mp_proc *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct mp_proc *st = proc_find(tgid);
 
 	if (!st)
 		return 0;
@@ -850,7 +954,7 @@ int iter_task(struct bpf_iter__task *ctx)
 	tgid = t->tgid;
 	mm = t->mm;
 	now = bpf_ktime_get_ns();
-	p = bpf_map_lookup_elem(&procs, &tgid);
+	p = proc_find(tgid);
 	if (p) {
 		if (!(p->flags & MP_PROC_FRESH) || !mm || !exact_sums)
 			return 0;

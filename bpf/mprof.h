@@ -7,7 +7,8 @@
 #define MP_BPF_MPROF_H
 
 /* Upper bounds of the maps; the loader may lower them. */
-#define MP_MAX_PROCS 16384
+#define MP_MAX_PROCS 16384 /* processes followed at once (--max-procs, at most MP_PROCS_LIMIT) */
+#define MP_PROCS_LIMIT 262144
 #define MP_MAX_GROUPS 64
 /* The per-CPU sum loop is bounded for the verifier; more CPUs fall back to the classic tracepoint. */
 #define MP_MAX_CPUS 512
@@ -146,8 +147,30 @@ struct mp_rss_page {
 	__u32 pad;
 };
 
-/* Value of the procs hash map, key: tgid. */
+/*
+ * The process table. An mmap-able array of 2^k slots, at least twice as many as processes, with
+ * open addressing: tgid is looked for at slot hash(tgid), then the next MP_PROBES slots. The
+ * table replaces a BPF hash map because the lookup on every page fault of every process is the
+ * hottest path there is: here it is a few inlined array loads, no helper call, and userspace
+ * reads every process by walking the mapped array, without a syscall. Slots are claimed with a
+ * compare-and-swap of tgid (BPF and userspace alike), filled, then published by storing the
+ * tgid; an exit marks the slot MP_SLOT_DEAD (reused by later claims, skipped by lookups).
+ */
+#define MP_SLOT_EMPTY 0u
+#define MP_SLOT_DEAD 0xffffffffu
+#define MP_SLOT_BUSY 0xfffffffeu
+#define MP_PROBES 8
+/* Knuth's multiplicative hash: the top bits of tgid * 2654435761 pick the slot. */
+#define MP_HASH_MUL 2654435761u
+
+static inline __u32 mp_slot_hash(__u32 tgid, __u32 shift)
+{
+	return (__u32)(tgid * MP_HASH_MUL) >> shift;
+}
+
+/* A slot of the process table. */
 struct mp_proc {
+	__u32 tgid; /* MP_SLOT_EMPTY, MP_SLOT_DEAD, MP_SLOT_BUSY, or the process */
 	__u32 group;
 	__u32 parent;
 	__u32 flags;
@@ -180,6 +203,7 @@ struct mp_group {
 
 /* Counters the loader reads at the end (global, in .bss). */
 struct mp_stats {
+	__u64 live;	     /* processes in the table now */
 	__u64 events;	     /* ring-buffer records submitted */
 	__u64 lost;	     /* records dropped because the ring buffer was full */
 	__u64 procs_dropped; /* descendants not tracked because the procs map was full */

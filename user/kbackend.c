@@ -38,13 +38,13 @@ struct kbackend {
 	size_t page_len;
 	int mounted_tracefs; /* we mounted it: unmount it when done */
 	__u32 closed_epoch;  /* the window last closed by k_window() */
-	/* scratch for batched reads of the procs map */
-	__u32 *batch_keys;
-	struct mp_proc *batch_vals;
+	/* the process table and the group sums, mapped (bpf/mprof.h) */
+	struct mp_proc *tab;
+	size_t tab_len;
+	__u32 slots, shift;
+	struct mp_group *grp;
+	size_t grp_len;
 };
-
-/* Entries read from the procs map per batch syscall. */
-#define BATCH 256
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -102,13 +102,62 @@ int mp_proc_rss(pid_t pid, uint64_t out[3])
 	return 0;
 }
 
+/* The slot of @tgid in the mapped table, or NULL (bpf/mprof.h, the same probing as BPF). */
+static struct mp_proc *tab_find(const struct kbackend *k, __u32 tgid)
+{
+	__u32 h = mp_slot_hash(tgid, k->shift);
+
+	for (__u32 i = 0; i < MP_PROBES; i++) {
+		struct mp_proc *p = &k->tab[(h + i) & (k->slots - 1)];
+		__u32 t = __atomic_load_n(&p->tgid, __ATOMIC_ACQUIRE);
+
+		if (t == tgid)
+			return p;
+		if (t == MP_SLOT_EMPTY)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Add @np for @tgid: claim a free slot, fill it, publish it. Returns 0, -EEXIST or -ENOSPC. */
+static int tab_add(struct kbackend *k, __u32 tgid, const struct mp_proc *np)
+{
+	struct mp_stats *st = &k->skel->bss->stats;
+	__u32 h = mp_slot_hash(tgid, k->shift);
+
+	if (tab_find(k, tgid))
+		return -EEXIST;
+	if (__atomic_load_n(&st->live, __ATOMIC_RELAXED) >= k->skel->rodata->procs_cap)
+		goto full;
+	for (__u32 i = 0; i < MP_PROBES; i++) {
+		struct mp_proc *p = &k->tab[(h + i) & (k->slots - 1)];
+		__u32 t = __atomic_load_n(&p->tgid, __ATOMIC_ACQUIRE);
+
+		if (t != MP_SLOT_EMPTY && t != MP_SLOT_DEAD)
+			continue;
+		if (!__atomic_compare_exchange_n(&p->tgid, &t, MP_SLOT_BUSY, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		__atomic_fetch_add(&st->live, 1, __ATOMIC_RELAXED);
+		memcpy((char *)p + sizeof(p->tgid), (const char *)np + sizeof(np->tgid),
+		       sizeof(*p) - sizeof(p->tgid));
+		__atomic_store_n(&p->tgid, tgid, __ATOMIC_RELEASE);
+		return 0;
+	}
+full:
+	__atomic_fetch_add(&st->procs_dropped, 1, __ATOMIC_RELAXED);
+	return -ENOSPC;
+}
+
 static int k_track(struct mp_backend *b, pid_t pid, unsigned int group, enum mp_track_mode mode)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	uint64_t bytes[3];
 	struct mp_proc p = {};
-	struct mp_group g;
-	__u32 key = pid, gkey = group;
+	struct mp_group *g;
+	char comm[MP_COMM_LEN + 8];
+	char path[64];
+	FILE *f;
 	int err;
 
 	if (group >= MP_MAX_GROUPS)
@@ -122,34 +171,41 @@ static int k_track(struct mp_backend *b, pid_t pid, unsigned int group, enum mp_
 		err = mp_proc_rss(pid, bytes);
 		if (err)
 			return err;
-		/* the next kernel event re-sums every member exactly; /proc is the start value */
+		/* the iterator (settle) or the next event re-sums every member exactly */
 		p.flags = MP_PROC_FRESH;
 		for (int i = 0; i < 3; i++) {
 			p.member[i] = bytes[i] / k->clock.page_size;
 			p.rss += p.member[i];
 		}
 		p.zz.dir = 1;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "re");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f)) {
+				comm[strcspn(comm, "\n")] = 0;
+				snprintf(p.comm, sizeof(p.comm), "%.*s", MP_COMM_LEN - 1, comm);
+			}
+			fclose(f);
+		}
 	}
 	p.peak = p.rss;
 	p.zz.ext = p.rss;
 	p.zz.ext_ts = p.peak_ts;
-	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.procs), &key, &p, BPF_NOEXIST))
-		return -errno;
-	if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.groups), &gkey, &g, 0))
-		return -errno;
-	g.rss += p.rss;
-	g.nprocs++;
-	if ((uint64_t)g.rss > g.peak) {
-		g.peak = g.rss;
-		g.peak_ts = p.peak_ts;
+	err = tab_add(k, (__u32)pid, &p);
+	if (err)
+		return err;
+	g = &k->grp[group];
+	__atomic_fetch_add(&g->rss, (__s64)p.rss, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&g->nprocs, 1, __ATOMIC_RELAXED);
+	if ((uint64_t)__atomic_load_n(&g->rss, __ATOMIC_RELAXED) > g->peak) {
+		g->peak = (uint64_t)g->rss;
+		g->peak_ts = p.peak_ts;
 	}
-	if (!g.zz.dir && mode == MP_TRACK_NOW) {
-		g.zz.dir = 1;
-		g.zz.ext = g.rss;
-		g.zz.ext_ts = p.peak_ts;
+	if (!g->zz.dir && mode == MP_TRACK_NOW) {
+		g->zz.ext = (uint64_t)g->rss;
+		g->zz.ext_ts = p.peak_ts;
+		g->zz.dir = 1;
 	}
-	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.groups), &gkey, &g, 0))
-		return -errno;
 	return 0;
 }
 
@@ -221,12 +277,15 @@ static void proc_view(const struct kbackend *k, pid_t pid, const struct mp_proc 
 static int k_proc(struct mp_backend *b, pid_t pid, struct mp_view *out)
 {
 	struct kbackend *k = (struct kbackend *)b;
-	struct mp_proc p;
-	__u32 key = pid;
+	struct mp_proc *p = tab_find(k, (__u32)pid);
+	struct mp_proc copy;
 
-	if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.procs), &key, &p, 0))
-		return errno == ENOENT ? -ESRCH : -errno;
-	proc_view(k, pid, &p, out);
+	if (!p)
+		return -ESRCH;
+	memcpy(&copy, p, sizeof(copy)); /* a consistent enough copy: BPF may be updating it */
+	if (copy.tgid != (__u32)pid)
+		return -ESRCH;
+	proc_view(k, pid, &copy, out);
 	return 0;
 }
 
@@ -239,8 +298,8 @@ static int k_group(struct mp_backend *b, unsigned int group, struct mp_view *out
 
 	if (group >= MP_MAX_GROUPS)
 		return -EINVAL;
-	if (bpf_map_lookup_elem_flags(bpf_map__fd(k->skel->maps.groups), &key, &g, 0))
-		return -errno;
+	(void)key;
+	memcpy(&g, &k->grp[group], sizeof(g));
 	v = g.rss < 0 ? 0 : g.rss;
 	memset(out, 0, sizeof(*out));
 	out->group = group;
@@ -255,36 +314,25 @@ static int k_group(struct mp_backend *b, unsigned int group, struct mp_view *out
 static int k_each(struct mp_backend *b, unsigned int group, mp_view_fn fn, void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
-	int pfd = bpf_map__fd(k->skel->maps.procs);
-	__u32 in_tok = 0, out_tok = 0;
-	void *in = NULL;
+	struct mp_proc copy;
 	struct mp_view v;
-	int err, done = 0;
+	int err;
 
-	/*
-	 * Batched reads walk the hash table by bucket, so processes exiting meanwhile never make
-	 * the walk restart (bpf_map_get_next_key() does, from the first key, when its key is gone).
-	 */
-	while (!done) {
-		__u32 n = BATCH;
+	/* the mapped table, read in place: no syscall whatever the number of processes */
+	for (__u32 i = 0; i < k->slots; i++) {
+		__u32 t = __atomic_load_n(&k->tab[i].tgid, __ATOMIC_ACQUIRE);
 
-		err = bpf_map_lookup_batch(pfd, in, &out_tok, k->batch_keys, k->batch_vals, &n,
-					   NULL);
-		if (err) {
-			if (errno != ENOENT)
-				return -errno;
-			done = 1; /* the last batch, possibly empty */
-		}
-		for (__u32 i = 0; i < n; i++) {
-			if (k->batch_vals[i].group != group)
-				continue;
-			proc_view(k, k->batch_keys[i], &k->batch_vals[i], &v);
-			err = fn(ctx, &v);
-			if (err)
-				return err;
-		}
-		in_tok = out_tok;
-		in = &in_tok;
+		if (t == MP_SLOT_EMPTY || t == MP_SLOT_DEAD || t == MP_SLOT_BUSY)
+			continue;
+		memcpy(&copy, &k->tab[i], sizeof(copy));
+		if (copy.tgid != t || copy.group != group)
+			continue; /* retired meanwhile, or another group's */
+		if (tab_find(k, t) != &k->tab[i])
+			continue; /* a second slot of a process two adders raced for: the first counts */
+		proc_view(k, (pid_t)t, &copy, &v);
+		err = fn(ctx, &v);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -378,13 +426,11 @@ static int k_rss_page_fd(struct mp_backend *b)
 static int k_share_rss(struct mp_backend *b, pid_t pid)
 {
 	struct kbackend *k = (struct kbackend *)b;
-	int pfd = bpf_map__fd(k->skel->maps.procs);
 	long ps = sysconf(_SC_PAGESIZE);
-	struct mp_proc p;
-	__u32 key = pid;
+	struct mp_proc *p = tab_find(k, (__u32)pid);
 
-	if (bpf_map_lookup_elem(pfd, &key, &p))
-		return -errno;
+	if (!p)
+		return -ESRCH;
 	if (!k->page) {
 		void *m;
 
@@ -399,12 +445,10 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	k->page->version = MP_RSS_PAGE_VERSION;
 	k->page->tgid = (__u32)pid;
 	k->page->nslots = MP_RSS_PAGE_SLOTS;
-	k->page->rss_bytes = p.rss * k->clock.page_size;
+	k->page->rss_bytes = p->rss * k->clock.page_size;
 	/* the hook checks the magic last: publish it after everything else */
 	__atomic_store_n(&k->page->magic, MP_RSS_PAGE_MAGIC, __ATOMIC_RELEASE);
-	p.flags |= MP_PROC_PAGE;
-	if (bpf_map_update_elem(pfd, &key, &p, BPF_EXIST))
-		return -errno;
+	__atomic_fetch_or(&p->flags, MP_PROC_PAGE, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -421,8 +465,10 @@ static void k_free(struct mp_backend *b)
 	/* lazily: another tracer may have opened it since */
 	if (k->mounted_tracefs)
 		umount2("/sys/kernel/tracing", MNT_DETACH);
-	free(k->batch_keys);
-	free(k->batch_vals);
+	if (k->tab)
+		munmap(k->tab, k->tab_len);
+	if (k->grp)
+		munmap(k->grp, k->grp_len);
 	free(k);
 }
 
@@ -506,8 +552,20 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	bpf_program__set_autoattach(k->skel->progs.iter_task, false);
 	bpf_program__set_autoload(k->skel->progs.on_oom_victim, have_task_mark_victim());
 	k->skel->rodata->track_window = k->opts.window;
-	if (k->opts.max_procs) {
-		err = bpf_map__set_max_entries(k->skel->maps.procs, k->opts.max_procs);
+	{
+		/* twice as many slots as processes, a power of two, so probes stay short */
+		__u32 cap = k->opts.max_procs ? k->opts.max_procs : MP_MAX_PROCS, slots = 16;
+
+		if (cap > MP_PROCS_LIMIT)
+			cap = MP_PROCS_LIMIT;
+		while (slots < 2 * cap)
+			slots *= 2;
+		k->slots = slots;
+		k->shift = 32 - __builtin_ctz(slots);
+		k->skel->rodata->procs_cap = cap;
+		k->skel->rodata->procs_mask = slots - 1;
+		k->skel->rodata->procs_shift = k->shift;
+		err = bpf_map__set_max_entries(k->skel->maps.procs, slots);
 		if (err) {
 			*reason = "invalid process table size";
 			return err;
@@ -548,6 +606,22 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 			}
 		}
 	}
+	k->tab_len = ((size_t)k->slots * sizeof(struct mp_proc) + 4095) & ~(size_t)4095;
+	k->tab = mmap(NULL, k->tab_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      bpf_map__fd(k->skel->maps.procs), 0);
+	if (k->tab == MAP_FAILED) {
+		k->tab = NULL;
+		*reason = "cannot map the process table";
+		return -errno;
+	}
+	k->grp_len = (MP_MAX_GROUPS * sizeof(struct mp_group) + 4095) & ~(size_t)4095;
+	k->grp = mmap(NULL, k->grp_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      bpf_map__fd(k->skel->maps.groups), 0);
+	if (k->grp == MAP_FAILED) {
+		k->grp = NULL;
+		*reason = "cannot map the group sums";
+		return -errno;
+	}
 	err = mprof_bpf__attach(k->skel);
 	if (err) {
 		*reason = "cannot attach the BPF programs to the tracepoints";
@@ -579,13 +653,6 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	if (!k)
 		return -ENOMEM;
 	k->opts = *opts;
-	k->batch_keys = calloc(BATCH, sizeof(*k->batch_keys));
-	k->batch_vals = calloc(BATCH, sizeof(*k->batch_vals));
-	if (!k->batch_keys || !k->batch_vals) {
-		err = -ENOMEM;
-		reason = "out of memory";
-		goto fail;
-	}
 	err = mp_clock__init(&k->clock);
 	if (err) {
 		reason = "cannot read the clocks";
