@@ -599,7 +599,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	__u32 tgid;
 	int m;
 
-#ifdef MP_STAGE /* bench/bench_fleet.py: stop after stage N to price each step */
+#ifdef MP_STAGE /* bench/bench_stages.py: stop after step N to price each step */
 #define STAGE(n) if (MP_STAGE < (n)) return 0
 #else
 #define STAGE(n)
