@@ -41,6 +41,8 @@ const volatile __u32 page_shift = 12;
 const volatile bool track_groups = true;
 /* The per-CPU sum loads (tp_btf mode); off with the classic tracepoint, for older kernels. */
 const volatile bool exact_sums = true;
+/* -C: the CPython hook's page holds the sum over group 0 (the tree) instead of the root. */
+const volatile bool page_tree = false;
 /* Window maxima for the exporter: one compare (and a store) more per event, fleet only. */
 const volatile bool track_window = false;
 /*
@@ -59,6 +61,7 @@ const volatile __u32 sel_uid = 0;
 struct mp_stats stats = {};
 /* Set by userspace: the exporter's current window, and what the next iterator pass does. */
 __u32 window_epoch = 0;
+__u32 page_on = 0; /* the hook's page is shared (set with MP_PROC_PAGE) */
 __u32 iter_mode = MP_ITER_REFRESH;
 
 /* The --pid list of the fleet (and nothing else): key tgid. */
@@ -443,30 +446,6 @@ static __always_inline void atomic_max(__u64 *slot, __u64 *ts_slot, __u64 v, __u
 	}
 }
 
-/*
- * Add @delta pages to group @gid and report its turning points. The sum is exact: it is the
- * atomic sum of exact per-member deltas. The zig-zag state is updated without a lock (tracepoint
- * programs cannot take bpf_spin_lock): two CPUs racing on one group can blur a turning point
- * smaller than the granularity, never the peak, which is an atomic maximum.
- */
-static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 now)
-{
-	struct mp_group *g = bpf_map_lookup_elem(&groups, &gid);
-	__u64 ext = 0, ext_ts = 0, v;
-	__u32 is_max = 0;
-	__s64 nv;
-
-	if (!g)
-		return;
-	if (dprocs)
-		__sync_fetch_and_add(&g->nprocs, dprocs);
-	nv = __sync_fetch_and_add(&g->rss, delta) + delta;
-	v = nv < 0 ? 0 : nv;
-	atomic_max(&g->peak, &g->peak_ts, v, now);
-	if (mp_zigzag_update(&g->zz, v, now, granularity, &ext, &ext_ts, &is_max))
-		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL, 0);
-}
-
 /* Tell the CPython hook's page the new RSS; raise the threads' peak slots on a rise. */
 static __always_inline void publish_page(__u64 pages, __s64 delta)
 {
@@ -487,6 +466,32 @@ static __always_inline void publish_page(__u64 pages, __s64 delta)
 		if (pg->peak_bytes[i] < v)
 			pg->peak_bytes[i] = v;
 	}
+}
+
+/*
+ * Add @delta pages to group @gid and report its turning points. The sum is exact: it is the
+ * atomic sum of exact per-member deltas. The zig-zag state is updated without a lock (tracepoint
+ * programs cannot take bpf_spin_lock): two CPUs racing on one group can blur a turning point
+ * smaller than the granularity, never the peak, which is an atomic maximum.
+ */
+static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 now)
+{
+	struct mp_group *g = bpf_map_lookup_elem(&groups, &gid);
+	__u64 ext = 0, ext_ts = 0, v;
+	__u32 is_max = 0;
+	__s64 nv;
+
+	if (!g)
+		return;
+	if (dprocs)
+		__sync_fetch_and_add(&g->nprocs, dprocs);
+	nv = __sync_fetch_and_add(&g->rss, delta) + delta;
+	v = nv < 0 ? 0 : nv;
+	atomic_max(&g->peak, &g->peak_ts, v, now);
+	if (page_tree && page_on && gid == 0)
+		publish_page(v, delta); /* -C: the hook's page follows the tree */
+	if (mp_zigzag_update(&g->zz, v, now, granularity, &ext, &ext_ts, &is_max))
+		submit(MP_EV_GROUP_EXTREME, 0, 0, gid, ext_ts, ext, is_max, NULL, NULL, 0);
 }
 
 /*
@@ -516,7 +521,7 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 		return;
 	nrss = p->member[0] + p->member[1] + p->member[2];
 	p->rss = nrss;
-	if (p->flags & MP_PROC_PAGE)
+	if ((p->flags & MP_PROC_PAGE) && !page_tree)
 		publish_page(nrss, delta);
 	if (nrss > p->peak) {
 		p->peak = nrss;

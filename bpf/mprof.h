@@ -144,8 +144,11 @@ struct mp_rss_page {
 	 * between passes it on), and they must not take the page for their own RSS.
 	 */
 	__u32 tgid;
-	__u32 pad;
+	__u32 scope; /* MP_PAGE_PROCESS, or MP_PAGE_TREE: the sum over tgid and its descendants */
 };
+
+#define MP_PAGE_PROCESS 0u
+#define MP_PAGE_TREE 1u
 
 /*
  * The process table. An mmap-able array of 2^k slots, at least twice as many as processes, with

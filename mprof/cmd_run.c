@@ -440,12 +440,20 @@ int do_run(int argc, char **argv)
 		       is_python(c.shown[0]) ? "the CPython hook is not installed next to mprof"
 					     : "the command is not a Python interpreter");
 	so.cred = &cred;
+	/*
+	 * The kernel page goes to every command, not only to our Python modes: a Python program
+	 * that imports memory_profiler itself (the pytest plugin under `mprof run pytest`) then
+	 * reads exact figures. The page names the process it describes, so a descendant that
+	 * inherits the fd does not take it for its own.
+	 */
+	if (be->rss_page_fd && be->share_rss) {
+		so.pass[so.npass].fd = be->rss_page_fd(be);
+		so.pass[so.npass++].env = "MPROF_RSS_FD";
+	}
 	if (c.hook) {
 		so.path_env = "PYTHONPATH";
 		so.path_dir = c.hook;
 		if (be->rss_page_fd) {
-			so.pass[so.npass].fd = be->rss_page_fd(be);
-			so.pass[so.npass++].env = "MPROF_RSS_FD";
 			/* FUNC lines from the hook through a pipe: written as calls end, no probe */
 			if (c.python) {
 				if (pipe2(func_pipe, O_CLOEXEC)) {
@@ -468,7 +476,7 @@ int do_run(int argc, char **argv)
 		goto cleanup_file;
 	}
 	err = be->track(be, child.pid, 0, MP_TRACK_AT_EXEC);
-	if (!err && c.hook && be->share_rss)
+	if (!err && be->share_rss)
 		err = be->share_rss(be, child.pid);
 	if (err) {
 		p_err("cannot track process %d: %s", (int)child.pid, strerror(-err));

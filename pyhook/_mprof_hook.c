@@ -914,6 +914,34 @@ static PyObject *mod_timestamp(PyObject *m, PyObject *args)
 	return mod_probe(args, 2);
 }
 
+/* The peak window of the calling thread, for the pytest plugin (one test = one window). */
+static PyObject *mod_peak_mark(PyObject *m, PyObject *unused)
+{
+	uint64_t now;
+
+	(void)m;
+	(void)unused;
+	now = rss_now();
+	rss_mark(now);
+	return PyLong_FromUnsignedLongLong(now);
+}
+
+static PyObject *mod_peak_since_mark(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	return PyLong_FromUnsignedLongLong(rss_peak_since_mark());
+}
+
+static PyObject *mod_page_scope(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	if (rss_g.kind != RSS_SHARED)
+		return PyUnicode_FromString("process, sampled");
+	return PyUnicode_FromString(rss_g.shared->scope ? "process tree" : "process");
+}
+
 static PyObject *mod_func_pipe(PyObject *m, PyObject *unused)
 {
 	(void)m;
@@ -937,6 +965,12 @@ static PyMethodDef mod_methods[] = {
 	{ "func_entry", mod_func_entry, METH_VARARGS, "func_entry(id, line, name): USDT mprof:func_entry" },
 	{ "func_exit", mod_func_exit, METH_VARARGS, "func_exit(id, line, name): USDT mprof:func_exit" },
 	{ "timestamp", mod_timestamp, METH_VARARGS, "timestamp(id, phase, name): USDT mprof:timestamp" },
+	{ "peak_mark", mod_peak_mark, METH_NOARGS,
+	  "peak_mark() -> RSS now; a new peak window starts for this thread" },
+	{ "peak_since_mark", mod_peak_since_mark, METH_NOARGS,
+	  "peak_since_mark() -> the highest RSS since this thread's peak_mark()" },
+	{ "page_scope", mod_page_scope, METH_NOARGS,
+	  "page_scope() -> what the RSS describes: 'process', 'process tree'" },
 	{ "func_pipe", mod_func_pipe, METH_NOARGS,
 	  "func_pipe() -> (in_use, why_not): call boundaries go to the loader's pipe" },
 	{ "probes_enabled", mod_probes_enabled, METH_NOARGS,

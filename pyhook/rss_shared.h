@@ -39,7 +39,7 @@ struct mp_rss_shared {
 				 * change; hook thread i: peak[i] = rss_bytes at
 				 * the start of a line (a plain store) */
 	uint32_t tgid;		/* the process described: only it may use the page */
-	uint32_t pad;
+	uint32_t scope;		/* 0: its RSS; 1: the sum over it and its descendants */
 };
 
 /*

@@ -444,11 +444,18 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	memset((void *)k->page, 0, sizeof(*k->page));
 	k->page->version = MP_RSS_PAGE_VERSION;
 	k->page->tgid = (__u32)pid;
+	k->page->scope = k->opts.include_children ? MP_PAGE_TREE : MP_PAGE_PROCESS;
 	k->page->nslots = MP_RSS_PAGE_SLOTS;
 	k->page->rss_bytes = p->rss * k->clock.page_size;
+	if (k->opts.include_children) {
+		struct mp_group *g = &k->grp[p->group];
+
+		k->page->rss_bytes = (g->rss < 0 ? 0 : g->rss) * k->clock.page_size;
+	}
 	/* the hook checks the magic last: publish it after everything else */
 	__atomic_store_n(&k->page->magic, MP_RSS_PAGE_MAGIC, __ATOMIC_RELEASE);
 	__atomic_fetch_or(&p->flags, MP_PROC_PAGE, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&k->skel->bss->page_on, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -552,6 +559,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	bpf_program__set_autoattach(k->skel->progs.iter_task, false);
 	bpf_program__set_autoload(k->skel->progs.on_oom_victim, have_task_mark_victim());
 	k->skel->rodata->track_window = k->opts.window;
+	k->skel->rodata->page_tree = k->opts.include_children;
 	{
 		/* twice as many slots as processes, a power of two, so probes stay short */
 		__u32 cap = k->opts.max_procs ? k->opts.max_procs : MP_MAX_PROCS, slots = 16;

@@ -23,6 +23,7 @@ static void rss_page_layouts_agree(void **state)
 	SAME(rss_bytes);
 	SAME(peak_bytes);
 	SAME(tgid);
+	SAME(scope);
 	assert_int_equal(MP_RSS_PAGE_MAGIC, MP_RSS_MAGIC);
 	assert_int_equal(MP_RSS_PAGE_VERSION, MP_RSS_VERSION);
 	assert_int_equal(MP_RSS_PAGE_SLOTS, MP_RSS_SLOTS);
