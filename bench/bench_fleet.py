@@ -28,6 +28,20 @@ TARGETS = os.path.join(ROOT, "build", "tests", "targets")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+def prog_ids(pid):
+    """The ids of the BPF programs process @pid holds (its fds' fdinfo say prog_id)."""
+    ids = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
 def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -44,11 +58,12 @@ def rss_kb(pid):
 
 def bpf_run_ns(pid):
     """Run time and count of the BPF programs that process @pid holds."""
+    ids = prog_ids(pid)
     progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
                                       text=True, check=True).stdout)
     ns, cnt, per = 0, 0, {}
     for p in progs:
-        if not any(h.get("pid") == pid for h in p.get("pids", [])):
+        if p.get("id") not in ids:
             continue
         ns += p.get("run_time_ns", 0)
         cnt += p.get("run_cnt", 0)

@@ -28,6 +28,20 @@ STAGES = [(0, "entry and return"), (1, "member, owner (mm->owner->tgid)"),
           (5, "the whole program")]
 
 
+def prog_ids(pid):
+    """The ids of the BPF programs process @pid holds (its fds' fdinfo say prog_id)."""
+    ids = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
 def build(stage):
     out = os.path.join(ROOT, "build", "stage%d" % stage)
     subprocess.run(["make", "-s", "-C", ROOT, "OUT=%s" % out,
@@ -42,12 +56,12 @@ def ns_per_event(mprof):
     time.sleep(2.0)
     subprocess.run([os.path.join(ROOT, "build", "tests", "targets", "faultloop"), "20", "64"],
                    check=True, stdout=subprocess.DEVNULL)
+    ids = prog_ids(f.pid)
     progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
                                       text=True, check=True).stdout)
     val = None
     for p in progs:
-        if p.get("name") == "on_rss_stat" and any(h.get("pid") == f.pid
-                                                   for h in p.get("pids", [])):
+        if p.get("name") == "on_rss_stat" and p.get("id") in ids:
             val = p["run_time_ns"] / max(p["run_cnt"], 1)
     f.send_signal(signal.SIGINT)
     f.wait()
