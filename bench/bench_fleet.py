@@ -166,7 +166,6 @@ def all_mode(mprof, rounds):
                     ns[k].append(d_ns / d_n)
             f.send_signal(signal.SIGINT)
             f.wait()
-    stats_enabled(1)
     med = {k: statistics.median(v) for k, v in t.items()}
     return med, {k: statistics.median(v) for k, v in ns.items() if v}
 

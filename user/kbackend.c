@@ -496,34 +496,12 @@ static int ensure_tracefs(struct kbackend *k)
 
 /*
  * mark_victim has passed the task since v6.8 (commit 72ba14deb40a, "mm: oom: add task to the
- * mark_victim tracepoint"); before, only its pid, which the program does not handle.
+ * mark_victim tracepoint"); before, only its pid, which the program does not handle: there, the
+ * load fails with it and is tried again without it (probing vmlinux's BTF for the prototype
+ * would parse it a second time, ~30 ms of every start-up).
  */
-static bool have_task_mark_victim(void)
-{
-	struct btf *btf = btf__load_vmlinux_btf();
-	const struct btf_type *t;
-	const struct btf_param *p;
-	bool ok = false;
-	int id;
-
-	if (!btf)
-		return false;
-	id = btf__find_by_name_kind(btf, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
-	if (id > 0) {
-		t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type); /* pointer to the proto */
-		if (t && btf_is_ptr(t))
-			t = btf__type_by_id(btf, t->type);
-		if (t && btf_is_func_proto(t) && btf_vlen(t) >= 2) {
-			p = btf_params(t);
-			ok = btf_is_ptr(btf__type_by_id(btf, p[1].type));
-		}
-	}
-	btf__free(btf);
-	return ok;
-}
-
 /* Open, configure, load and attach the BPF object with one of the two rss_stat programs. */
-static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **reason)
+static int load_skel(struct kbackend *k, int ncpus, int use_tp, int oom, const char **reason)
 {
 	double g = k->opts.granularity_mib;
 	uint64_t pages;
@@ -557,7 +535,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 	/* the iterator needs the exact sums' helpers and is run on demand, never attached */
 	bpf_program__set_autoload(k->skel->progs.iter_task, !use_tp);
 	bpf_program__set_autoattach(k->skel->progs.iter_task, false);
-	bpf_program__set_autoload(k->skel->progs.on_oom_victim, have_task_mark_victim());
+	bpf_program__set_autoload(k->skel->progs.on_oom_victim, oom);
 	k->skel->rodata->track_window = k->opts.window;
 	k->skel->rodata->page_tree = k->opts.include_children;
 	{
@@ -614,6 +592,12 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, const char **rea
 			}
 		}
 	}
+	if (k->tab) /* a previous try's */
+		munmap(k->tab, k->tab_len);
+	if (k->grp)
+		munmap(k->grp, k->grp_len);
+	k->tab = NULL;
+	k->grp = NULL;
 	k->tab_len = ((size_t)k->slots * sizeof(struct mp_proc) + 4095) & ~(size_t)4095;
 	k->tab = mmap(NULL, k->tab_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      bpf_map__fd(k->skel->maps.procs), 0);
@@ -677,11 +661,18 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	 * kernel refuses it, the classic tracepoint, exact by the kernel's own locked sum.
 	 */
 	use_tp = opts->force_tracepoint || ncpus > MP_MAX_CPUS;
-	err = load_skel(k, ncpus, use_tp, &reason);
-	if (err && !use_tp) {
-		mprof_bpf__destroy(k->skel);
-		k->skel = NULL;
-		err = load_skel(k, ncpus, 1, &reason);
+	{
+		/* best first: tp_btf and OOM victims; tp_btf alone (before v6.8); the tracepoint */
+		static const int tries[3][2] = { { 0, 1 }, { 0, 0 }, { 1, 0 } };
+
+		err = -EINVAL;
+		for (int i = use_tp ? 2 : 0; i < 3; i++) {
+			mprof_bpf__destroy(k->skel);
+			k->skel = NULL;
+			err = load_skel(k, ncpus, tries[i][0], tries[i][1], &reason);
+			if (!err || err == -ENOMEM)
+				break;
+		}
 	}
 	if (err)
 		goto fail;
