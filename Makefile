@@ -141,6 +141,7 @@ test-kernel: $(MPROF) $(TARGET_BINS)
 # Sub-suites owned by other parts of the tree add themselves to TEST_SUITES.
 TEST_SUITES := test-unit asan test-kernel
 -include tests/files.mk
+-include tests/pyframe.mk
 -include pyhook/pyhook.mk
 
 test: deps
