@@ -34,7 +34,8 @@
  *     same frame address with the same instruction each time, only its callers differ.
  *  4. Validation. Each code pointer must point to an object whose ob_type is PyCode_Type, and
  *     on 3.11+ the instruction must lie inside its bytecode (ob_size code units); on 3.8-3.10
- *     each frame must be a PyFrame_Type object. A frame failing a check, or a read failing,
+ *     each frame must be a PyFrame_Type object. The same read tags the frame with its code's
+ *     file name, name and first line (struct mp_pyframe). A frame failing a check, or a read failing,
  *     ends the stack there: the frames above it are kept and the stack carries
  *     MP_PYSTACK_PARTIAL; if no frame is left, the result is MP_PY_STACK_UNKNOWN. Nothing
  *     unverified is ever returned as a frame.
@@ -284,7 +285,7 @@ static long mp_py__chain_step(__u64 i, void *arg)
 	f = &s->stack.frames[s->l.depth & (MP_PY_MAX_DEPTH - 1)];
 	f->code = code;
 	f->instr = (__s32)instr;
-	f->pad = 0;
+	f->tag = 0; /* set by validation */
 	s->l.h = mp_py__mix(mp_py__mix(mp_py__mix(s->l.h, frame), code), (__u32)instr);
 	s->l.depth++;
 	s->l.frame = back;
@@ -346,26 +347,30 @@ static long mp_py__check_step(__u64 i, void *arg)
 	const struct mp_pyproc *pp = c->pp;
 	struct mp_py_scratch *s = c->s;
 	struct mp_pyframe *f;
-	__u64 hdr[3] = {}; /* ob_refcnt, ob_type, ob_size */
+	__u32 len = pp->code_hdr;
 
 	if (i >= s->stack.depth)
 		return 1;
 	f = &s->stack.frames[i & (MP_PY_MAX_DEPTH - 1)];
-	if (bpf_probe_read_user(hdr, sizeof(hdr), (const void *)f->code)) {
+	/* ob_refcnt, ob_type, ob_size, ... up to co_firstlineno and co_name */
+	if (len < 24 || len > MP_PY_WIN_MAX ||
+	    bpf_probe_read_user(s->win, len, (const void *)f->code)) {
 		s->stats.read_errors++;
 		return 1;
 	}
-	if (hdr[1] != pp->code_type) {
+	if (mp_py__w64(s, 8) != pp->code_type) {
 		s->stats.bad_code++;
 		return 1;
 	}
 	/* 3.11+: ob_size counts the code units; prev_instr may sit one unit before the first */
-	if (f->instr < -2 ||
-	    (pp->kind == MP_PY_KIND_INTERPFRAME && f->instr >= 0 && (__u64)f->instr >= hdr[2] * 2)) {
+	if (f->instr < -2 || (pp->kind == MP_PY_KIND_INTERPFRAME && f->instr >= 0 &&
+			      (__u64)f->instr >= mp_py__w64(s, 16) * 2)) {
 		s->stats.bad_code++;
 		return 1;
 	}
-	s->l.h = mp_py__mix(mp_py__mix(s->l.h, f->code), (__u32)f->instr);
+	f->tag = mp_pyframe_tag(mp_py__w64(s, pp->co_filename), mp_py__w64(s, pp->co_name),
+				mp_py__f32(s->win, pp->co_firstlineno));
+	s->l.h = mp_py__mix(mp_py__mix(mp_py__mix(s->l.h, f->code), (__u32)f->instr), f->tag);
 	s->l.good++;
 	return 0;
 }
@@ -413,7 +418,7 @@ static long mp_py__same_step(__u64 i, void *arg)
 		return 1;
 	x = &c->old->frames[i & (MP_PY_MAX_DEPTH - 1)];
 	y = &s->stack.frames[i & (MP_PY_MAX_DEPTH - 1)];
-	if (x->code != y->code || x->instr != y->instr) {
+	if (x->code != y->code || x->instr != y->instr || x->tag != y->tag) {
 		s->l.differ = 1;
 		return 1;
 	}
@@ -443,6 +448,7 @@ static long mp_py__clear_step(__u64 i, void *arg)
 	if (i >= st->depth) {
 		st->frames[i & (MP_PY_MAX_DEPTH - 1)].code = 0;
 		st->frames[i & (MP_PY_MAX_DEPTH - 1)].instr = 0;
+		st->frames[i & (MP_PY_MAX_DEPTH - 1)].tag = 0;
 	}
 	return 0;
 }

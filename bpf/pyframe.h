@@ -109,15 +109,34 @@ struct mp_pyproc {
 	__u16 owner_cstack; /* owner value of C-stack shim frames (3.12+), else 0xffff */
 	__u16 lasti_scale;  /* f_lasti to bytes: 1 (3.8, 3.9) or 2 (3.10) */
 	__u16 code_adaptive; /* offset of the bytecode in a code object (3.11+) */
+	/* PyCodeObject: the first code_hdr bytes are read to check a code object and tag it */
+	__u16 code_hdr;
+	__u16 co_filename;
+	__u16 co_name;
+	__u16 co_firstlineno;
 	__u32 pad1;
 };
 
-/* A frame: code object address and byte offset of the instruction (see the top of this file). */
+/*
+ * A frame: code object address and byte offset of the instruction (see the top of this file).
+ * The tag says which code object it was: one freed and another compiled at the same address
+ * (exec() in a loop) gives another tag, so another stack id, and the resolver refuses to name a
+ * frame whose tag is not that of the code object now at its address.
+ */
 struct mp_pyframe {
 	__u64 code;
 	__s32 instr;
-	__u32 pad;
+	__u32 tag; /* mp_pyframe_tag() of the code's co_filename, co_name, co_firstlineno */
 };
+
+/* The tag of a code object, computed alike by the BPF walk and the resolver. */
+static inline __u32 mp_pyframe_tag(__u64 filename, __u64 name, __u32 firstlineno)
+{
+	__u64 h = (filename ^ (name << 1) ^ ((__u64)firstlineno << 48)) * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 32;
+	return (__u32)h | 1; /* never 0: 0 is a frame without a tag */
+}
 
 /* struct mp_pystack flags. */
 #define MP_PYSTACK_TRUNCATED 1u /* more than MP_PY_MAX_DEPTH frames: the oldest are missing */

@@ -11,6 +11,8 @@
 
 /* Code object header we read: every field we use lies in its first 256 bytes (pylayout.c). */
 #define CODE_HDR 256
+/* str header we read: up to the characters of a compact str (and its data pointer). */
+#define STR_HDR 128
 
 /* What identifies a code object's contents: if any of it changed, it is another code object. */
 struct ident {
@@ -38,11 +40,41 @@ struct mp_pyresolver {
 	struct mp_pyresolver_stats stats;
 };
 
+/* Offsets that point outside the headers we read would read outside our buffers. */
+static int layout_fits(const struct mp_pylayout *l)
+{
+	const int32_t code[] = { l->ob_type,	    l->co_filename,  l->co_name,
+				 l->co_qualname,    l->co_linetable, l->co_code,
+				 l->co_size,	    l->co_firstlineno };
+	const int32_t str[] = { l->ob_type, l->u_length, l->u_state, l->u_data };
+
+	for (size_t i = 0; i < sizeof(code) / sizeof(code[0]); i++)
+		if (code[i] != MP_PYL_NONE && (code[i] < 0 || code[i] + 8 > CODE_HDR))
+			return 0;
+	if (l->code_basicsize < 24 || l->code_basicsize > CODE_HDR)
+		return 0;
+	if (l->u_compact_size < 0 || l->u_compact_size + 8 > STR_HDR || l->u_ascii_size < 0 ||
+	    l->u_ascii_size > l->u_compact_size)
+		return 0;
+	for (size_t i = 0; i < sizeof(str) / sizeof(str[0]); i++)
+		if (str[i] < 0 || str[i] + 8 > l->u_compact_size + 8)
+			return 0;
+	if (l->u_kind_shift < 0 || l->u_kind_shift > 29 || l->u_compact_bit < 0 ||
+	    l->u_compact_bit > 31 || l->u_ascii_bit < 0 || l->u_ascii_bit > 31 ||
+	    (l->u_ready_bit != MP_PYL_NONE && (l->u_ready_bit < 0 || l->u_ready_bit > 31)))
+		return 0;
+	return l->b_size >= 0 && l->b_sval >= 0 && l->lines >= MP_PYLINES_LNOTAB &&
+	       l->lines <= MP_PYLINES_LOCATIONS;
+}
+
 int mp_pyresolver__new(const struct mp_pytarget *t, struct mp_pyresolver **out)
 {
-	struct mp_pyresolver *r = calloc(1, sizeof(*r));
+	struct mp_pyresolver *r;
 
 	*out = NULL;
+	if (!layout_fits(&t->layout))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->t = t;
@@ -158,7 +190,7 @@ static uint64_t get64(const uint8_t *buf, int32_t off)
 static int read_str(struct mp_pyresolver *r, uint64_t addr, const char **out)
 {
 	const struct mp_pylayout *l = &r->t->layout;
-	uint8_t hdr[128];
+	uint8_t hdr[STR_HDR];
 	struct mp_pystr_shape shape;
 	uint64_t data, type;
 	int64_t len;
@@ -167,8 +199,6 @@ static int read_str(struct mp_pyresolver *r, uint64_t addr, const char **out)
 	char *chars = NULL, *utf8 = NULL;
 	int err;
 
-	if (hlen > sizeof(hdr) || (size_t)l->u_data + 8 > hlen)
-		return -EINVAL;
 	err = mp_pytarget__read(r->t, addr, hdr, hlen);
 	if (err)
 		return err;
@@ -282,9 +312,11 @@ static int decode(struct mp_pyresolver *r, uint64_t code, const struct ident *id
 	return 0;
 }
 
-int mp_pyresolver__resolve(struct mp_pyresolver *r, uint64_t code, int32_t instr,
+int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 			   struct mp_pyloc *out)
 {
+	uint64_t code = f->code;
+	int32_t instr = f->instr;
 	const struct mp_pylayout *l = &r->t->layout;
 	uint8_t hdr[CODE_HDR];
 	struct ident id;
@@ -303,6 +335,11 @@ int mp_pyresolver__resolve(struct mp_pyresolver *r, uint64_t code, int32_t instr
 		goto fail;
 	}
 	read_ident(l, hdr, &id);
+	if (f->tag && f->tag != mp_pyframe_tag(id.filename, id.name, (uint32_t)id.firstlineno)) {
+		r->stats.stale++;
+		err = -ESTALE;
+		goto fail;
+	}
 	e = slot_of(r, code);
 	if (!e) {
 		err = -ENOMEM;

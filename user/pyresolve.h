@@ -34,20 +34,23 @@ struct mp_pyloc {
 
 /*
  * mp_pyresolver__new - a resolver for target @t.
- * Takes: @t (borrowed: it must outlive the resolver). Returns: 0 and *@out, or -ENOMEM.
+ * Takes: @t (borrowed: it must outlive the resolver). Returns: 0 and *@out, -EINVAL for a layout
+ * whose offsets lie outside the object headers the resolver reads, or -ENOMEM.
  */
 int mp_pyresolver__new(const struct mp_pytarget *t, struct mp_pyresolver **out);
 
 /*
- * mp_pyresolver__resolve - where the instruction at byte offset @instr of code object @code is.
- * Takes: the frame's @code address in the target and @instr as BPF recorded them. Fills @out.
- * Returns: 0; -EINVAL (@code is not, or no longer, a code object, or its fields are not a str
- * and bytes), -ERANGE (@instr is outside its bytecode), -EFAULT (unreadable), -ESRCH (the target
- * is gone), -ENOMEM.
+ * mp_pyresolver__resolve - where frame @f (as BPF recorded it: code address, instruction byte
+ * offset, tag) is.
+ * Takes: @f (read only). Fills @out.
+ * Returns: 0; -ESTALE (the code object at that address is not the one the frame ran: its tag
+ * differs; a frame with tag 0 is not checked), -EINVAL (not, or no longer, a code object, or its
+ * fields are not a str and bytes), -ERANGE (the instruction is outside its bytecode), -EFAULT
+ * (unreadable), -ESRCH (the target is gone), -ENOMEM.
  * Owns: the strings in @out stay valid until mp_pyresolver__free(), even when the entry is
  * decoded again later.
  */
-int mp_pyresolver__resolve(struct mp_pyresolver *r, uint64_t code, int32_t instr,
+int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 			   struct mp_pyloc *out);
 
 /* Counters, for tests and reports. */
@@ -55,6 +58,7 @@ struct mp_pyresolver_stats {
 	uint64_t lookups;  /* mp_pyresolver__resolve() calls */
 	uint64_t decoded;  /* code objects decoded (first sight or changed) */
 	uint64_t changed;  /* cached entries found replaced by another code object */
+	uint64_t stale;	   /* frames whose code object is gone (-ESTALE) */
 	uint64_t failures; /* calls that returned an error */
 };
 

@@ -549,6 +549,22 @@ static int fill_proc(struct mp_pytarget *t)
 	p->owner_cstack = l->owner_cstack != MP_PYL_NONE ? (__u16)l->owner_cstack : 0xffff;
 	p->lasti_scale = (__u16)l->lasti_scale;
 	p->code_adaptive = l->co_code_adaptive != MP_PYL_NONE ? (__u16)l->co_code_adaptive : 0;
+	{
+		int32_t hdr = 24; /* ob_refcnt, ob_type, ob_size */
+
+		if (l->co_filename + 8 > hdr)
+			hdr = l->co_filename + 8;
+		if (l->co_name + 8 > hdr)
+			hdr = l->co_name + 8;
+		if (l->co_firstlineno + 4 > hdr)
+			hdr = l->co_firstlineno + 4;
+		if (hdr > MP_PY_WIN_MAX)
+			return -EPROTO;
+		p->code_hdr = (__u16)hdr;
+		p->co_filename = (__u16)l->co_filename;
+		p->co_name = (__u16)l->co_name;
+		p->co_firstlineno = (__u16)l->co_firstlineno;
+	}
 	return 0;
 }
 
@@ -589,6 +605,11 @@ int mp_pytarget__open(pid_t pid, const struct mp_pytarget_opts *opts, struct mp_
 	err = read_syms(fd, &s);
 	if (err) {
 		reason = named ? "cannot read the interpreter's ELF file" : "not a python process";
+		goto cleanup;
+	}
+	if (!s.runtime && named && major && (major != 3 || !mp_pylayout__find(minor))) {
+		err = -ENOTSUP; /* 2.7, 3.6 (3.7 has _PyRuntime and fails below) */
+		reason = "unsupported python version (3.8 to 3.13 are supported)";
 		goto cleanup;
 	}
 	if (!s.runtime) {

@@ -3,17 +3,20 @@
  * CPython process (nothing injected, never stopped), charges each RSS change of it to the Python
  * stack of the thread that made it, and prints the totals per stack with the frames resolved.
  *
- *   pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] PID
+ *   pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID
  *
  * Runs until its stdin ends or the target exits. -m chooses the program's mode (pyframe_test.h),
  * -V reads the target as 3.MINOR (to see a wrong layout refused), -s enables the kernel's BPF
- * run-time statistics for the per-event cost. Output, one record a line, tab-separated:
+ * run-time statistics for the per-event cost, -F N then feeds the resolver N garbage frames
+ * (random addresses of the target, real code objects read with a scrambled layout), which must
+ * give errors or strings, never a crash. Output, one record a line, tab-separated:
  *   attached <version hex> <minor> <debug offsets 0/1> <table mismatches> <elf path>
  *   stats <name> <value>              (struct mp_pystats, summed over CPUs; resolver counters)
  *   prog <run_cnt> <run_time_ns>      (with -s)
  *   stack <id> <grown bytes> <freed bytes> <events> <flags> <depth>
  *   frame <name> <file> <line>        (depth lines after their stack, most recent first)
  *   frame ? <errno name> <code address>   (a frame that did not resolve)
+ *   fuzz <frames tried> <frames resolved>   (with -F)
  * A failure prints "pyframe_attach: <reason>" on stderr and exits 1.
  */
 #include <errno.h>
@@ -32,6 +35,7 @@
 #include "pyframe_test.h"
 #include "pyframe_test.skel.h"
 #include "pyresolve.h"
+#include "pystr.h"
 #include "pytarget.h"
 
 #define MAX_SEEN 16384
@@ -84,7 +88,7 @@ static char *resolve_text(struct mp_pyresolver *r, const struct mp_pystack *st)
 		return NULL;
 	for (__u32 i = 0; i < st->depth && i < MP_PY_MAX_DEPTH; i++) {
 		struct mp_pyloc loc;
-		int err = mp_pyresolver__resolve(r, st->frames[i].code, st->frames[i].instr, &loc);
+		int err = mp_pyresolver__resolve(r, &st->frames[i], &loc);
 
 		if (err)
 			fprintf(f, "frame\t?\t%s\t%#llx\n", strerror(-err),
@@ -112,6 +116,113 @@ static void poll_stacks(int fd, struct mp_pyresolver *r)
 		seen[nseen].text = resolve_text(r, &seen[nseen].st);
 		nseen++;
 	}
+}
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* The readable mappings of @pid. */
+static size_t read_maps(pid_t pid, uint64_t (*ranges)[2], size_t max)
+{
+	char path[64], line[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		unsigned long long a, b;
+		char perms[8];
+
+		if (sscanf(line, "%llx-%llx %7s", &a, &b, perms) == 3 && perms[0] == 'r') {
+			ranges[n][0] = a;
+			ranges[n][1] = b;
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+static int resolve_garbage(struct mp_pyresolver *r, const struct mp_pyframe *f)
+{
+	struct mp_pyloc loc;
+
+	if (mp_pyresolver__resolve(r, f, &loc))
+		return 0;
+	/* a success must be a real answer: strings, a line that is a number */
+	if (!loc.file || !loc.name || loc.line < 0 || strlen(loc.file) > 4 * MP_PYSTR_MAX_CHARS)
+		die("the resolver returned a malformed location", 0);
+	return 1;
+}
+
+/* Garbage frames and garbage layouts against the live target: errors, never a crash. */
+static void fuzz(const struct mp_pytarget *t, long rounds)
+{
+	static uint64_t ranges[4096][2];
+	size_t nr = read_maps(t->pid, ranges, 4096);
+	struct mp_pyresolver *r = NULL;
+	long tried = 0, ok = 0;
+	int err;
+
+	if (!nr || mp_pyresolver__new(t, &r))
+		die("cannot set up the fuzzing", 0);
+	for (long i = 0; i < rounds; i++) {
+		struct mp_pyframe f = {};
+		uint64_t *rg = ranges[next_rand() % nr];
+		const struct seen *s = nseen ? &seen[next_rand() % nseen] : NULL;
+
+		if (s && s->st.depth && (i & 1)) {
+			/* near a real code object: inside it, just before, just after */
+			f = s->st.frames[next_rand() % (s->st.depth < MP_PY_MAX_DEPTH ? s->st.depth : 1)];
+			f.code += (int64_t)(next_rand() % 257) * 8 - 1024;
+		} else {
+			f.code = rg[0] + (next_rand() % (rg[1] - rg[0])) / 8 * 8;
+		}
+		f.instr = (int32_t)(next_rand() % 70000) - 4;
+		f.tag = (i & 2) ? (uint32_t)next_rand() : 0;
+		ok += resolve_garbage(r, &f);
+		tried++;
+	}
+	mp_pyresolver__free(r);
+	/* real frames, read with a scrambled layout: every pointer and length is then garbage */
+	for (long i = 0; i < rounds / 50 && nseen; i++) {
+		struct mp_pytarget bad = *t;
+		struct mp_pylayout *l = &bad.layout;
+		int32_t *fields[] = { &l->co_filename, &l->co_name, &l->co_qualname,
+				      &l->co_firstlineno, &l->co_linetable, &l->co_code,
+				      &l->co_size, &l->u_length, &l->u_state, &l->b_size, &l->b_sval,
+				      &l->u_ascii_size, &l->u_compact_size, &l->u_data };
+
+		for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+			if (next_rand() % 3 == 0 && *fields[k] != MP_PYL_NONE)
+				*fields[k] = (int32_t)(next_rand() % 31) * 8;
+		err = mp_pyresolver__new(&bad, &r);
+		if (err == -EINVAL)
+			continue; /* refused: offsets outside the headers it reads */
+		if (err)
+			die("out of memory", err);
+		for (size_t k = 0; k < nseen; k++) {
+			for (__u32 j = 0; j < seen[k].st.depth && j < MP_PY_MAX_DEPTH; j++) {
+				struct mp_pyframe f = seen[k].st.frames[j];
+
+				f.tag = 0;
+				ok += resolve_garbage(r, &f);
+				tried++;
+			}
+		}
+		mp_pyresolver__free(r);
+	}
+	printf("fuzz\t%ld\t%ld\n", tried, ok);
 }
 
 static void print_stats(struct pyframe_test_bpf *skel, struct mp_pyresolver *r)
@@ -157,9 +268,11 @@ static void print_stats(struct pyframe_test_bpf *skel, struct mp_pyresolver *r)
 #undef S
 	mp_pyresolver__stats(r, &rs);
 	printf("stats\tresolver_lookups\t%llu\nstats\tresolver_decoded\t%llu\n"
-	       "stats\tresolver_changed\t%llu\nstats\tresolver_failures\t%llu\n",
+	       "stats\tresolver_changed\t%llu\nstats\tresolver_stale\t%llu\n"
+	       "stats\tresolver_failures\t%llu\n",
 	       (unsigned long long)rs.lookups, (unsigned long long)rs.decoded,
-	       (unsigned long long)rs.changed, (unsigned long long)rs.failures);
+	       (unsigned long long)rs.changed, (unsigned long long)rs.stale,
+	       (unsigned long long)rs.failures);
 }
 
 int main(int argc, char **argv)
@@ -171,10 +284,11 @@ int main(int argc, char **argv)
 	const char *why = NULL;
 	__u32 mode = PFT_MODE_WALK;
 	int c, err, stats_fd = -1, want_stats = 0;
+	long fuzz_rounds = 0;
 	long page = sysconf(_SC_PAGESIZE);
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "m:V:s")) != -1) {
+	while ((c = getopt(argc, argv, "m:V:sF:")) != -1) {
 		switch (c) {
 		case 'm':
 			mode = !strcmp(optarg, "nowalk") ? PFT_MODE_NOWALK :
@@ -187,13 +301,16 @@ int main(int argc, char **argv)
 		case 's':
 			want_stats = 1;
 			break;
+		case 'F':
+			fuzz_rounds = atol(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] PID\n");
+			fprintf(stderr, "usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID\n");
 			return 2;
 		}
 	}
 	if (optind != argc - 1)
-		die("usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] PID", 0);
+		die("usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID", 0);
 	pid = (pid_t)atoi(argv[optind]);
 	libbpf_set_print(quiet);
 
@@ -282,6 +399,8 @@ int main(int argc, char **argv)
 				fputs(s->text, stdout);
 		}
 	}
+	if (fuzz_rounds)
+		fuzz(t, fuzz_rounds);
 	fflush(stdout);
 	for (size_t i = 0; i < nseen; i++)
 		free(seen[i].text);
