@@ -25,17 +25,21 @@
  *     frames last time: when the current frame is inside it, one read of the span gives those
  *     frames (on 3.11+ they sit next to each other on the thread's data stack), and only the
  *     frames outside it (a generator's, the C-stack shims of 3.12+) are read one by one.
+ *     A second span covers what lies on the C stack: the _PyCFrame of 3.11/3.12 that names the
+ *     running frame, and next to it the shim frame of the same eval loop (3.12).
  *  3. Fast path. If the chain hash equals the one of the thread's previous event, the previous
  *     stack id is returned: no validation, no interning. A page-fault storm inside one line
- *     thus costs the thread-state read (plus tstate->cframe on 3.11/3.12), the span and the
- *     frames outside it: 3 reads on 3.11 and 3.13, 4 on 3.12, 1 + depth on 3.8-3.10 whose
- *     frames are heap objects (fewer when they happen to lie close together). Comparing the
+ *     thus costs the thread-state read, the spans and the frames outside them: 3 reads on
+ *     3.11, 3.12 and 3.13 for a chain inside one eval loop; on 3.8-3.10, whose frames are heap
+ *     objects, 1 + depth (fewer when they happen to lie close together). Comparing the
  *     top frame alone would be cheaper and wrong: a function called from two lines runs at the
  *     same frame address with the same instruction each time, only its callers differ.
  *  4. Validation. Each code pointer must point to an object whose ob_type is PyCode_Type, and
  *     on 3.11+ the instruction must lie inside its bytecode (ob_size code units); on 3.8-3.10
  *     each frame must be a PyFrame_Type object. The same read tags the frame with its code's
- *     file name, name and first line (struct mp_pyframe). A frame failing a check, or a read failing,
+ *     file name, name and first line (struct mp_pyframe). A code pointer the thread's previous
+ *     stack had at the same place (from the top or from the root) was checked then and is
+ *     not read again, so a walk after a line change or a call reads only the new frames. A frame failing a check, or a read failing,
  *     ends the stack there: the frames above it are kept and the stack carries
  *     MP_PYSTACK_PARTIAL; if no frame is left, the result is MP_PY_STACK_UNKNOWN. Nothing
  *     unverified is ever returned as a frame.
@@ -117,6 +121,13 @@ static __always_inline __u64 mp_py__w64(const struct mp_py_scratch *s, __u32 off
 	return mp_py__f64(s->win, off);
 }
 
+/* Every user read goes through here, so the stats can say how many an event costs. */
+static __always_inline long mp_py__read(struct mp_py_scratch *s, void *dst, __u32 len, __u64 src)
+{
+	s->stats.reads++;
+	return bpf_probe_read_user(dst, len, (const void *)src);
+}
+
 /* Read window @w of the object at @addr into s->win. Returns 0 or a negative error. */
 static __always_inline long mp_py__read_win(struct mp_py_scratch *s, struct mp_pywin w,
 					    __u64 addr)
@@ -125,14 +136,14 @@ static __always_inline long mp_py__read_win(struct mp_py_scratch *s, struct mp_p
 
 	if (len == 0 || len > MP_PY_WIN_MAX)
 		return -1;
-	return bpf_probe_read_user(s->win, len, (const void *)(addr + w.off));
+	return mp_py__read(s, s->win, len, addr + w.off);
 }
 
-static __always_inline __u64 mp_py__read_u64(__u64 addr, long *err)
+static __always_inline __u64 mp_py__read_u64(struct mp_py_scratch *s, __u64 addr, long *err)
 {
 	__u64 v = 0;
 
-	*err = bpf_probe_read_user(&v, sizeof(v), (const void *)addr);
+	*err = mp_py__read(s, &v, sizeof(v), addr);
 	return v;
 }
 
@@ -178,10 +189,10 @@ static long mp_py__scan_step(__u64 i, void *arg)
 
 	if (!s->l.tstate) {
 		/* this interpreter's list is done: the next interpreter's */
-		s->l.interp = mp_py__read_u64(s->l.interp + pp->is_next, &err);
+		s->l.interp = mp_py__read_u64(s, s->l.interp + pp->is_next, &err);
 		if (err || !s->l.interp)
 			goto stop;
-		s->l.tstate = mp_py__read_u64(s->l.interp + pp->is_tstate_head, &err);
+		s->l.tstate = mp_py__read_u64(s, s->l.interp + pp->is_tstate_head, &err);
 		if (err)
 			goto stop;
 		return 0;
@@ -213,9 +224,9 @@ static __always_inline __u64 mp_py__scan(const struct mp_pyproc *pp, struct mp_p
 	s->l.found = 0;
 	s->l.err = 0;
 	s->l.tstate = 0;
-	s->l.interp = mp_py__read_u64(pp->interp_head_addr, &err);
+	s->l.interp = mp_py__read_u64(s, pp->interp_head_addr, &err);
 	if (!err && s->l.interp)
-		s->l.tstate = mp_py__read_u64(s->l.interp + pp->is_tstate_head, &err);
+		s->l.tstate = mp_py__read_u64(s, s->l.interp + pp->is_tstate_head, &err);
 	if (!err && s->l.interp)
 		bpf_loop(MP_PY_MAX_SCAN, mp_py__scan_step, &c, 0);
 	if (err || s->l.err)
@@ -239,6 +250,9 @@ static long mp_py__chain_step(__u64 i, void *arg)
 	wo = frame + pp->fr_win.off;
 	if (s->l.span_len && wo >= s->l.span_lo && wo + wlen <= s->l.span_lo + s->l.span_len) {
 		w = s->span + ((wo - s->l.span_lo) & (MP_PY_SPAN_MAX - 1));
+	} else if (s->l.cspan_len && wo >= s->l.cspan_lo &&
+		   wo + wlen <= s->l.cspan_lo + s->l.cspan_len) {
+		w = s->cspan + ((wo - s->l.cspan_lo) & (MP_PY_SPAN_MAX - 1));
 	} else {
 		if (mp_py__read_win(s, pp->fr_win, frame)) {
 			s->stats.read_errors++;
@@ -247,7 +261,10 @@ static long mp_py__chain_step(__u64 i, void *arg)
 		}
 		w = s->win;
 	}
-	/* grow next time's span while the frames from the top fit in one */
+	/*
+	 * Next time's spans: the first grows while the frames from the top fit in one; the frames
+	 * after it go to the second (seeded with the _PyCFrame on 3.11/3.12) while they fit.
+	 */
 	if (s->l.nopen) {
 		__u64 lo = wo < s->l.nlo ? wo : s->l.nlo;
 		__u64 hi = wo + wlen > s->l.nhi ? wo + wlen : s->l.nhi;
@@ -258,6 +275,16 @@ static long mp_py__chain_step(__u64 i, void *arg)
 			s->l.nspan++;
 		} else {
 			s->l.nopen = 0;
+		}
+	}
+	if (!s->l.nopen) {
+		__u64 lo = s->l.cn && s->l.clo < wo ? s->l.clo : wo;
+		__u64 hi = s->l.cn && s->l.chi > wo + wlen ? s->l.chi : wo + wlen;
+
+		if (hi - lo <= MP_PY_SPAN_MAX) {
+			s->l.clo = lo;
+			s->l.chi = hi;
+			s->l.cn++;
 		}
 	}
 	code = mp_py__f64(w, pp->fr_code);
@@ -318,11 +345,12 @@ static __always_inline __u64 mp_py__read_chain(const struct mp_pyproc *pp,
 	s->l.nopen = 1;
 	s->l.nspan = 0;
 	s->l.span_len = 0;
+	/* the second span: read (and seeded) by mp_py__current_frame() */
 	if (th)
 		len = th->span_len;
 	/* the span is worth a read when the running frame is in it */
 	if (len && len <= MP_PY_SPAN_MAX && wo >= th->span_lo && wo + pp->fr_win.len <= th->span_lo + len &&
-	    !bpf_probe_read_user(s->span, len, (const void *)th->span_lo)) {
+	    !mp_py__read(s, s->span, len, th->span_lo)) {
 		s->l.span_lo = th->span_lo;
 		s->l.span_len = len;
 	}
@@ -334,27 +362,63 @@ static __always_inline __u64 mp_py__read_chain(const struct mp_pyproc *pp,
 	s->stack.depth = depth;
 	s->stack.flags = flags;
 	if (th) {
-		/* one frame alone costs the same read either way */
+		/* one object alone costs the same read either way */
 		th->span_lo = s->l.nspan >= 2 ? s->l.nlo : 0;
 		th->span_len = s->l.nspan >= 2 ? (__u32)(s->l.nhi - s->l.nlo) : 0;
+		th->cspan_lo = s->l.cn >= 2 ? s->l.clo : 0;
+		th->cspan_len = s->l.cn >= 2 ? (__u32)(s->l.chi - s->l.clo) : 0;
 	}
 	return mp_py__mix(s->l.h, ((__u64)flags << 32) | depth);
 }
 
+struct mp_py__check_ctx {
+	const struct mp_pyproc *pp;
+	struct mp_py_scratch *s;
+	const struct mp_pystack *old; /* the thread's previous stack, or NULL */
+};
+
+/*
+ * The tag of @code if the thread's previous stack had it at the same place, counted from the
+ * top or from the root (a line change in the running function, a call or a return): 0 if not.
+ * That code pointer was checked then, and a live frame still points to it, so it is a code
+ * object now (the one checked, or one at its address: see "Limits" in the README).
+ */
+static __always_inline __u32 mp_py__known_tag(const struct mp_pystack *old, __u32 i, __u32 depth,
+					      __u64 code)
+{
+	__u32 od, j;
+
+	if (!old)
+		return 0;
+	od = old->depth;
+	if (i < od && old->frames[i & (MP_PY_MAX_DEPTH - 1)].code == code)
+		return old->frames[i & (MP_PY_MAX_DEPTH - 1)].tag;
+	j = od - (depth - i); /* the same distance from the root */
+	if (depth - i <= od && old->frames[j & (MP_PY_MAX_DEPTH - 1)].code == code)
+		return old->frames[j & (MP_PY_MAX_DEPTH - 1)].tag;
+	return 0;
+}
+
 static long mp_py__check_step(__u64 i, void *arg)
 {
-	struct mp_py__ctx *c = arg;
+	struct mp_py__check_ctx *c = arg;
 	const struct mp_pyproc *pp = c->pp;
 	struct mp_py_scratch *s = c->s;
 	struct mp_pyframe *f;
-	__u32 len = pp->code_hdr;
+	__u32 len = pp->code_hdr, tag;
 
 	if (i >= s->stack.depth)
 		return 1;
 	f = &s->stack.frames[i & (MP_PY_MAX_DEPTH - 1)];
+	tag = mp_py__known_tag(c->old, (__u32)i, s->stack.depth, f->code);
+	if (tag) {
+		f->tag = tag;
+		goto good;
+	}
+	s->stats.code_reads++;
 	/* ob_refcnt, ob_type, ob_size, ... up to co_firstlineno and co_name */
 	if (len < 24 || len > MP_PY_WIN_MAX ||
-	    bpf_probe_read_user(s->win, len, (const void *)f->code)) {
+	    mp_py__read(s, s->win, len, f->code)) {
 		s->stats.read_errors++;
 		return 1;
 	}
@@ -370,18 +434,21 @@ static long mp_py__check_step(__u64 i, void *arg)
 	}
 	f->tag = mp_pyframe_tag(mp_py__w64(s, pp->co_filename), mp_py__w64(s, pp->co_name),
 				mp_py__f32(s->win, pp->co_firstlineno));
+good:
 	s->l.h = mp_py__mix(mp_py__mix(mp_py__mix(s->l.h, f->code), (__u32)f->instr), f->tag);
 	s->l.good++;
 	return 0;
 }
 
 /*
- * Check every frame's code object; cut the stack at the first failure. Returns the stack's id
+ * Check every frame's code object; cut the stack at the first failure. @old: the thread's
+ * previous stack (or NULL), whose code objects need no second read. Returns the stack's id
  * (hash of what is left), or 0 if no frame is left.
  */
-static __always_inline __u64 mp_py__validate(const struct mp_pyproc *pp, struct mp_py_scratch *s)
+static __always_inline __u64 mp_py__validate(const struct mp_pyproc *pp, struct mp_py_scratch *s,
+					     const struct mp_pystack *old)
 {
-	struct mp_py__ctx c = { .pp = pp, .s = s };
+	struct mp_py__check_ctx c = { .pp = pp, .s = s, .old = old };
 	__u32 flags = s->stack.flags, good;
 	__u64 h;
 
@@ -480,6 +547,35 @@ static __always_inline __u64 mp_py__intern(struct mp_py_scratch *s, __u64 id)
 	return id;
 }
 
+/*
+ * The running frame, from @ts_frame (the thread state's frame field): itself, or on 3.11/3.12
+ * the _PyCFrame's current_frame, read with the shim frames next to it when the thread's second
+ * span covers it. Seeds the second span for next time. Sets *@err on a failed read.
+ */
+static __always_inline __u64 mp_py__current_frame(const struct mp_pyproc *pp,
+						  struct mp_py_scratch *s, struct mp_pythread *th,
+						  __u64 ts_frame, long *err)
+{
+	__u64 at = ts_frame + pp->cf_current_frame, lo = th->cspan_lo;
+	__u32 len = th->cspan_len;
+
+	*err = 0;
+	s->l.cspan_len = 0;
+	s->l.cn = 0;
+	if (!(pp->flags & MP_PYPROC_CFRAME) || !ts_frame)
+		return ts_frame;
+	s->l.clo = ts_frame;
+	s->l.chi = at + 8;
+	s->l.cn = 1;
+	if (len && len <= MP_PY_SPAN_MAX && at >= lo && at + 8 <= lo + len &&
+	    !mp_py__read(s, s->cspan, len, lo)) {
+		s->l.cspan_lo = lo;
+		s->l.cspan_len = len;
+		return mp_py__f64(s->cspan + ((at - lo) & (MP_PY_SPAN_MAX - 1)), 0);
+	}
+	return mp_py__read_u64(s, at, err);
+}
+
 /* A thread without a state: remember it, with a doubling back-off before the next scan. */
 static __always_inline void mp_py__no_state(struct mp_pythread *th)
 {
@@ -491,6 +587,7 @@ static __always_inline void mp_py__no_state(struct mp_pythread *th)
 	th->tstate = 0;
 	th->stack_id = 0;
 	th->span_len = 0;
+	th->cspan_len = 0;
 	th->misses = misses + 1;
 	th->retry_ns = bpf_ktime_get_ns() + wait;
 }
@@ -552,15 +649,14 @@ static __always_inline __u64 mp_py_stack(const struct mp_pyproc *pp, __u64 pid_t
 		th->chain = 0;
 		th->stack_id = 0;
 		th->span_len = 0;
+		th->cspan_len = 0;
 		th->misses = 0;
 	}
-	if ((pp->flags & MP_PYPROC_CFRAME) && frame) {
-		frame = mp_py__read_u64(frame + pp->cf_current_frame, &err);
-		if (err) {
-			s->stats.read_errors++;
-			s->stats.failed++;
-			return MP_PY_STACK_UNKNOWN;
-		}
+	frame = mp_py__current_frame(pp, s, th, frame, &err);
+	if (err) {
+		s->stats.read_errors++;
+		s->stats.failed++;
+		return MP_PY_STACK_UNKNOWN;
 	}
 	if (!frame) {
 		s->stats.no_frame++;
@@ -581,7 +677,11 @@ static __always_inline __u64 mp_py_stack(const struct mp_pyproc *pp, __u64 pid_t
 			return MP_PY_STACK_NONE;
 		}
 	} else {
-		id = mp_py__validate(pp, s);
+		const struct mp_pystack *old = NULL;
+
+		if (th->stack_id >= MP_PY_STACK_FIRST)
+			old = bpf_map_lookup_elem(&mp_py_stacks, &th->stack_id);
+		id = mp_py__validate(pp, s, old);
 		if (id)
 			id = mp_py__intern(s, id);
 		else

@@ -157,8 +157,11 @@ struct mp_pythread {
 	__u64 stack_id;	   /* what that walk returned */
 	__u64 retry_ns;	   /* tstate == 0: no new scan before this time */
 	__u64 span_lo;	   /* the frames of the last walk's top that fit one read */
+	__u64 cspan_lo;	   /* the _PyCFrame and shim frames near it on the C stack (3.12) */
 	__u32 span_len;	   /* (0: none, read frame by frame) */
+	__u32 cspan_len;
 	__u32 misses;	   /* consecutive scans that found nothing (the back-off) */
+	__u32 pad;
 };
 
 /*
@@ -181,6 +184,8 @@ struct mp_pystats {
 	__u64 partial;	   /* stacks cut by a failure (MP_PYSTACK_PARTIAL) */
 	__u64 stacks_full; /* the stacks map was full: MP_PY_STACK_UNKNOWN */
 	__u64 collisions;  /* two different stacks with one id: MP_PY_STACK_UNKNOWN */
+	__u64 code_reads;  /* code objects read by validation (the others were known) */
+	__u64 reads;	   /* user reads in all (bpf_probe_read_user calls) */
 };
 
 /*
@@ -195,7 +200,9 @@ struct mp_py_loopstate {
 	 */
 	__u64 frame, h, interp, tstate, key, found;
 	__u64 span_lo, nlo, nhi;	/* the span read now; the span for next time */
+	__u64 cspan_lo, clo, chi;	/* the same for the second span */
 	__u32 span_len, nopen, nspan;	/* nopen: the top frames still fit; nspan: how many */
+	__u32 cspan_len, cn, pad2;
 	__u32 depth, flags, stopped, good, differ;
 	__s64 err;
 };
@@ -205,8 +212,9 @@ struct mp_py_scratch {
 	struct mp_py_loopstate l;
 	/* a window read; +8 so an 8-byte field at any masked offset stays inside the value */
 	__u8 win[MP_PY_WIN_MAX + 8];
-	/* the span read; a window at any masked offset in it stays inside the value */
+	/* the span reads; a window at any masked offset in them stays inside the value */
 	__u8 span[MP_PY_SPAN_MAX + MP_PY_WIN_MAX + 8];
+	__u8 cspan[MP_PY_SPAN_MAX + MP_PY_WIN_MAX + 8];
 	struct mp_pystats stats;
 };
 

@@ -265,6 +265,8 @@ static void print_stats(struct pyframe_test_bpf *skel, struct mp_pyresolver *r)
 	S(partial);
 	S(stacks_full);
 	S(collisions);
+	S(code_reads);
+	S(reads);
 #undef S
 	mp_pyresolver__stats(r, &rs);
 	printf("stats\tresolver_lookups\t%llu\nstats\tresolver_decoded\t%llu\n"

@@ -79,8 +79,10 @@ int BPF_PROG(on_rss, struct mm_struct *mm, int member)
 		if (mode == PFT_MODE_FULL) {
 			struct mp_pythread *th = bpf_task_storage_get(&mp_py_threads, cur, 0, 0);
 
-			if (th)
+			if (th) {
 				th->chain = 0;
+				th->stack_id = 0; /* nor its frames: every code object is read */
+			}
 		}
 		id = mp_py_current_stack(pid_tgid);
 	}

@@ -11,7 +11,8 @@
 /* What the program does on each event (rodata `mode`). */
 #define PFT_MODE_WALK 0	  /* mp_py_current_stack(): the production path, fast path included */
 #define PFT_MODE_NOWALK 1 /* no stack: the cost of everything else, for the per-event figures */
-#define PFT_MODE_FULL 2	  /* forget the thread's last chain first: a full walk every event */
+#define PFT_MODE_FULL 2	  /* forget the thread's last chain and stack first: a full walk,
+			     every code object read, at every event */
 
 /* Value of the agg map (key: stack id). Pages. */
 struct pft_agg {

@@ -95,10 +95,11 @@ def test_lines_grow_and_free_what_they_did(py):
     pre, _ = one_line(r, m["PRE"], "grown")
     assert pre < MIB, pre
 
-    # never stopped, never traced (the longest pause is the GIL held by a 100 MiB memset)
+    # never stopped, never traced: its heartbeat thread kept beating (the longest pause is the
+    # GIL held by a 100 MiB memset, longer on a loaded machine, never the whole attach)
     gap_ms, tracer = float(done[0]), int(done[1])
     assert tracer == 0
-    assert gap_ms < 1000, gap_ms
+    assert gap_ms < 5000, gap_ms
     assert not states & {"T", "t"}, states
 
 
