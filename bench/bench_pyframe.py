@@ -54,7 +54,7 @@ def label(py):
 
 
 def one(attach, py, work, mode, stats):
-    """(workload seconds, ns per event or None) of one run."""
+    """(workload seconds, ns per event or None, user reads per walk call or None) of a run."""
     t = subprocess.Popen([py, TARGET, work], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
     try:
@@ -70,14 +70,19 @@ def one(attach, py, work, mode, stats):
         t.stdin.write("go\n")
         t.stdin.flush()
         secs = float(t.stdout.readline().split()[1])
-        ns = None
+        ns = reads = None
         if a:
             out, _ = a.communicate("", timeout=120)
+            st = {}
             for line in out.splitlines():
                 f = line.split("\t")
                 if f[0] == "prog" and int(f[1]):
                     ns = int(f[2]) / int(f[1])
-        return secs, ns
+                elif f[0] == "stats":
+                    st[f[1]] = int(f[2])
+            if st.get("calls"):
+                reads = st["reads"] / st["calls"]
+        return secs, ns, reads
     finally:
         t.stdin.close()
         t.wait()
@@ -99,29 +104,37 @@ def main():
         for work in args.work.split(","):
             secs = {m: [] for m in MODES}
             ns = {m: [] for m in MODES[1:]}
+            reads = {m: [] for m in MODES[2:]}
             for _ in range(args.rounds):
                 for m in MODES:
                     secs[m].append(one(args.attach, py, work, m, False)[0])
                 for m in MODES[1:]:
-                    ns[m].append(one(args.attach, py, work, m, True)[1])
+                    _, n, rd = one(args.attach, py, work, m, True)
+                    ns[m].append(n)
+                    if m in reads:
+                        reads[m].append(rd)
             med = {m: statistics.median(v) for m, v in secs.items()}
             mns = {m: statistics.median(v) for m, v in ns.items()}
+            mrd = {m: statistics.median(v) for m, v in reads.items()}
             row = (label(py), work, med["plain"],
                    med["nowalk"] / med["plain"], med["walk"] / med["plain"],
                    med["full"] / med["plain"], mns["nowalk"], mns["walk"], mns["full"],
-                   mns["walk"] - mns["nowalk"], mns["full"] - mns["nowalk"])
+                   mns["walk"] - mns["nowalk"], mrd["walk"], mns["full"] - mns["nowalk"],
+                   mrd["full"])
             rows.append(row)
             print("%-16s %-10s plain %.3f s  nowalk %.2fx  walk %.2fx  full %.2fx  "
-                  "ns/event %.0f / %.0f / %.0f  walk +%.0f  full +%.0f" % row, flush=True)
+                  "ns/event %.0f / %.0f / %.0f  walk +%.0f (%.1f reads)  full +%.0f (%.1f reads)"
+                  % row, flush=True)
     with open(args.out, "w") as f:
         f.write("Rounds per cell: %d, alternated; medians. Machine: %s, %d CPUs.\n\n"
                 % (args.rounds, os.uname().release, os.cpu_count()))
         f.write("| Python | workload | plain (s) | nowalk | walk | full | ns/event nowalk |"
-                " walk | full | walk cost (ns) | full-walk cost (ns) |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
+                " walk | full | walk cost (ns) | reads/event | full-walk cost (ns) |"
+                " reads/event |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
-            f.write("| %s | %s | %.3f | %.2fx | %.2fx | %.2fx | %.0f | %.0f | %.0f | %.0f | %.0f |\n"
-                    % r)
+            f.write("| %s | %s | %.3f | %.2fx | %.2fx | %.2fx | %.0f | %.0f | %.0f | %.0f |"
+                    " %.1f | %.0f | %.1f |\n" % r)
     print("wrote %s" % args.out)
 
 
