@@ -15,8 +15,8 @@
  *     task->thread.fsbase (3.8-3.10). The oldest match wins: a state just created for a new
  *     thread carries its creator's ids until the new thread binds it (3.8-3.11). A thread with
  *     no state (a native thread) is not rescanned before a back-off of 1 us doubling to 10 ms,
- *     so a native thread's page faults cost a map lookup, and a Python thread that binds its
- *     state right after its first fault is found within microseconds.
+ *     so a native thread's page faults cost a storage lookup, and a Python thread that binds
+ *     its state right after its first fault is found within microseconds.
  *  2. The chain. From the current frame, frame by frame (a window holding the back link, the
  *     code pointer, the instruction and the owner), C-stack shim frames skipped (3.12+), at most
  *     MP_PY_MAX_DEPTH frames recorded. The chain's hash covers frame addresses, code pointers
@@ -38,11 +38,11 @@
  *     on 3.11+ the instruction must lie inside its bytecode (ob_size code units); on 3.8-3.10
  *     each frame must be a PyFrame_Type object. The same read tags the frame with its code's
  *     file name, name and first line (struct mp_pyframe). A code pointer the thread's previous
- *     stack had at the same place (from the top or from the root) was checked then and is
- *     not read again, so a walk after a line change or a call reads only the new frames. A frame failing a check, or a read failing,
- *     ends the stack there: the frames above it are kept and the stack carries
- *     MP_PYSTACK_PARTIAL; if no frame is left, the result is MP_PY_STACK_UNKNOWN. Nothing
- *     unverified is ever returned as a frame.
+ *     stack had at the same place (from the top or from the root) was checked then and is not
+ *     read again, so a walk after a line change or a call reads only the new frames. A frame
+ *     failing a check, or a read failing, ends the stack there: the frames above it are kept
+ *     and the stack carries MP_PYSTACK_PARTIAL; if no frame is left, the result is
+ *     MP_PY_STACK_UNKNOWN. Nothing unverified is ever returned as a frame.
  *  5. Interning. The stack (depth, flags, frames) is stored in mp_py_stacks under its 64-bit
  *     hash, its id; an existing entry with that id is compared frame by frame, and a mismatch
  *     (a hash collision) is counted and answered with MP_PY_STACK_UNKNOWN.
@@ -55,7 +55,7 @@
 
 #include "pyframe.h"
 
-/* tgid -> the process description (user/pyproc.h fills it). */
+/* tgid -> the process description (mp_pytarget__open() of user/pytarget.h fills it). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MP_PY_MAX_PROCS);

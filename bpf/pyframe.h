@@ -79,7 +79,7 @@ struct mp_pywin {
 };
 
 /*
- * One interpreter process, filled by user/pyproc.c (mp_pytarget__open) and stored in the
+ * One interpreter process, filled by mp_pytarget__open() (user/pytarget.h) and stored in the
  * mp_py_procs map under the tgid. Addresses are in the target's address space.
  */
 struct mp_pyproc {

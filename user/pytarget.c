@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -30,6 +31,7 @@ struct syms {
 	uint64_t runtime, code_type, frame_type, unicode_type, bytes_type, py_version;
 	uint64_t load_vaddr; /* page-aligned p_vaddr of the first PT_LOAD */
 	int have_load;
+	int needs_libpython; /* a DT_NEEDED libpython: the symbols are there once it is mapped */
 };
 
 int mp_pytarget__read(const struct mp_pytarget *t, uint64_t addr, void *buf, size_t len)
@@ -230,8 +232,24 @@ static int read_syms(int fd, struct syms *s)
 		Elf_Data *data = NULL;
 		GElf_Shdr sh;
 
-		if (!gelf_getshdr(scn, &sh) ||
-		    (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) || !sh.sh_entsize)
+		if (!gelf_getshdr(scn, &sh) || !sh.sh_entsize)
+			continue;
+		if (sh.sh_type == SHT_DYNAMIC) {
+			while ((data = elf_getdata(scn, data))) {
+				for (size_t i = 0; i < data->d_size / sh.sh_entsize; i++) {
+					GElf_Dyn dyn;
+					const char *name;
+
+					if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag != DT_NEEDED)
+						continue;
+					name = elf_strptr(e, sh.sh_link, dyn.d_un.d_val);
+					if (name && !strncmp(name, "libpython", 9))
+						s->needs_libpython = 1;
+				}
+			}
+			continue;
+		}
+		if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB)
 			continue;
 		while ((data = elf_getdata(scn, data))) {
 			size_t count = data->d_size / sh.sh_entsize;
@@ -607,6 +625,11 @@ int mp_pytarget__open(pid_t pid, const struct mp_pytarget_opts *opts, struct mp_
 		reason = named ? "cannot read the interpreter's ELF file" : "not a python process";
 		goto cleanup;
 	}
+	if (!s.runtime && !is_lib && s.needs_libpython) {
+		err = -EAGAIN; /* just exec'd: the dynamic loader has not mapped libpython yet */
+		reason = "python is not initialized yet";
+		goto cleanup;
+	}
 	if (!s.runtime && named && major && (major != 3 || !mp_pylayout__find(minor))) {
 		err = -ENOTSUP; /* 2.7, 3.6 (3.7 has _PyRuntime and fails below) */
 		reason = "unsupported python version (3.8 to 3.13 are supported)";
@@ -692,6 +715,8 @@ int mp_pytarget__open(pid_t pid, const struct mp_pytarget_opts *opts, struct mp_
 		}
 	}
 	err = live_checks(t);
+	if (err && kill(pid, 0) && errno == ESRCH)
+		err = -ESRCH; /* it exited while we read it */
 	if (err) {
 		reason = err == -EAGAIN ? "python is not initialized yet" :
 			 err == -EPERM	? "cannot read the process (not root?)" :

@@ -58,7 +58,8 @@ struct mp_pytarget {
  * Returns: 0, or -ESRCH (no such process), -EPERM (cannot read it: not root?), -ENOEXEC (not a
  * Python process), -ENODATA (a Python binary without the symbols: stripped), -ENOTSUP (a version
  * other than 3.8-3.13, a free-threaded build, or 3.8-3.10 off x86-64), -EAGAIN (the interpreter
- * is not initialized yet: try again), -EPROTO (the layout check failed), -ENOMEM.
+ * is not initialized yet, or its libpython not even mapped: try again), -EPROTO (the layout
+ * check failed), -ENOMEM.
  */
 int mp_pytarget__open(pid_t pid, const struct mp_pytarget_opts *opts, struct mp_pytarget **out,
 		      const char **why);

@@ -43,6 +43,10 @@ def test_lines_grow_and_free_what_they_did(py):
         a.kill()
     why = "\n".join("%s %s" % (s["frames"][:2], (s["grown"], s["freed"])) for s in r.stacks)
 
+    # 3.13+ reads its offsets from _Py_DebugOffsets, which agree with the table
+    minor = int(r.attached[1])
+    assert r.attached[2] == ("1" if minor >= 13 else "0") and r.attached[3] == "0", r.attached
+
     # nothing failed, nothing was guessed
     for k in ("failed", "bad_code", "bad_frame", "collisions", "stacks_full", "partial",
               "resolver_failures", "resolver_stale"):
@@ -248,3 +252,21 @@ def test_resolver_survives_garbage(py):
     assert fuzz, r.raw
     tried, ok = map(int, fuzz[0].split("\t")[1:])
     assert tried >= 20000 and ok < tried
+
+
+@needs_kernel
+def test_static_build_under_another_name():
+    """Debian's static python3.11 copied to a name that says nothing: Py_Version tells."""
+    if not os.path.exists("/usr/bin/python3.11"):
+        pytest.skip("no /usr/bin/python3.11")
+    d = tempfile.mkdtemp(prefix="pyframe-")
+    try:
+        app = os.path.join(d, "someapp")
+        shutil.copy("/usr/bin/python3.11", app)
+        m = markers(LINES)
+        r = attach_run(app, "lines.py")
+        got, _ = one_line(r, m["A"], "grown")
+        assert r.attached[0].startswith("0x30b") and r.attached[4] == app, r.attached
+        assert near(got, 100 * MIB), got
+    finally:
+        shutil.rmtree(d)
