@@ -2,9 +2,9 @@
 runs the workload, prints "time SECONDS" (its own measure of the workload, start-up excluded)
 and waits for stdin to close.
 
-  storm       4 x bytearray(256 MiB): 65536 page faults inside one line each time, depth 3
+  storm       2 x bytearray(256 MiB): 65536 page faults inside one line each time, depth 3
   storm-deep  the same 20 calls deeper
-  lines       256 MiB of pages touched by two lines in turn: every fault changes line
+  lines       128 MiB of pages touched by two lines in turn: every fault changes line
 """
 import mmap
 import sys
@@ -15,7 +15,7 @@ PAGE = mmap.PAGESIZE
 
 
 def storm():
-    for _ in range(4):
+    for _ in range(2):
         b = bytearray(256 * MIB)  # one line, 65536 faults
         del b
 
@@ -27,7 +27,7 @@ def deep(n):
 
 
 def lines():
-    for _ in range(2):
+    for _ in range(1):
         m = mmap.mmap(-1, 128 * MIB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         for off in range(0, 128 * MIB, 2 * PAGE):
             m[off] = 1

@@ -261,32 +261,8 @@ static long mp_py__chain_step(__u64 i, void *arg)
 		}
 		w = s->win;
 	}
-	/*
-	 * Next time's spans: the first grows while the frames from the top fit in one; the frames
-	 * after it go to the second (seeded with the _PyCFrame on 3.11/3.12) while they fit.
-	 */
-	if (s->l.nopen) {
-		__u64 lo = wo < s->l.nlo ? wo : s->l.nlo;
-		__u64 hi = wo + wlen > s->l.nhi ? wo + wlen : s->l.nhi;
-
-		if (hi - lo <= MP_PY_SPAN_MAX) {
-			s->l.nlo = lo;
-			s->l.nhi = hi;
-			s->l.nspan++;
-		} else {
-			s->l.nopen = 0;
-		}
-	}
-	if (!s->l.nopen) {
-		__u64 lo = s->l.cn && s->l.clo < wo ? s->l.clo : wo;
-		__u64 hi = s->l.cn && s->l.chi > wo + wlen ? s->l.chi : wo + wlen;
-
-		if (hi - lo <= MP_PY_SPAN_MAX) {
-			s->l.clo = lo;
-			s->l.chi = hi;
-			s->l.cn++;
-		}
-	}
+	s->visited[s->l.nvisit & 63] = wo;
+	s->l.nvisit++;
 	code = mp_py__f64(w, pp->fr_code);
 	back = mp_py__f64(w, pp->fr_back);
 	if ((pp->flags & MP_PYPROC_HAS_OWNER) && mp_py__f8(w, pp->fr_owner) == pp->owner_cstack) {
@@ -324,7 +300,7 @@ stop:
 
 /*
  * Read the chain from @frame into s->stack (frames, depth, TRUNCATED/PARTIAL flags), taking the
- * frames inside thread @th's span from one read of it, and give @th the span for next time.
+ * frames inside thread @th's spans from one read of each.
  * Returns the chain's hash (frame addresses included), for the fast path.
  */
 static __always_inline __u64 mp_py__read_chain(const struct mp_pyproc *pp,
@@ -340,12 +316,9 @@ static __always_inline __u64 mp_py__read_chain(const struct mp_pyproc *pp,
 	s->l.depth = 0;
 	s->l.flags = 0;
 	s->l.stopped = 0;
-	s->l.nlo = ~0ull;
-	s->l.nhi = 0;
-	s->l.nopen = 1;
-	s->l.nspan = 0;
+	s->l.nvisit = 0;
 	s->l.span_len = 0;
-	/* the second span: read (and seeded) by mp_py__current_frame() */
+	/* the second span: read by mp_py__current_frame() */
 	if (th)
 		len = th->span_len;
 	/* the span is worth a read when the running frame is in it */
@@ -361,14 +334,60 @@ static __always_inline __u64 mp_py__read_chain(const struct mp_pyproc *pp,
 		flags |= MP_PYSTACK_TRUNCATED; /* only shim frames could have followed */
 	s->stack.depth = depth;
 	s->stack.flags = flags;
-	if (th) {
-		/* one object alone costs the same read either way */
-		th->span_lo = s->l.nspan >= 2 ? s->l.nlo : 0;
-		th->span_len = s->l.nspan >= 2 ? (__u32)(s->l.nhi - s->l.nlo) : 0;
-		th->cspan_lo = s->l.cn >= 2 ? s->l.clo : 0;
-		th->cspan_len = s->l.cn >= 2 ? (__u32)(s->l.chi - s->l.clo) : 0;
-	}
 	return mp_py__mix(s->l.h, ((__u64)flags << 32) | depth);
+}
+
+static long mp_py__span_step(__u64 i, void *arg)
+{
+	struct mp_py__ctx *c = arg;
+	struct mp_py_scratch *s = c->s;
+	__u64 wo, end, lo, hi;
+
+	if (i >= s->l.nvisit)
+		return 1;
+	wo = s->visited[i & 63];
+	end = wo + c->pp->fr_win.len;
+	/* the first span grows while the frames from the top fit in one */
+	if (s->l.nopen) {
+		lo = wo < s->l.nlo ? wo : s->l.nlo;
+		hi = end > s->l.nhi ? end : s->l.nhi;
+		if (hi - lo <= MP_PY_SPAN_MAX) {
+			s->l.nlo = lo;
+			s->l.nhi = hi;
+			s->l.nspan++;
+			return 0;
+		}
+		s->l.nopen = 0;
+	}
+	/* the frames after it go to the second (seeded with the _PyCFrame) while they fit */
+	lo = s->l.cn && s->l.clo < wo ? s->l.clo : wo;
+	hi = s->l.cn && s->l.chi > end ? s->l.chi : end;
+	if (hi - lo <= MP_PY_SPAN_MAX) {
+		s->l.clo = lo;
+		s->l.chi = hi;
+		s->l.cn++;
+	}
+	return 0;
+}
+
+/*
+ * After a chain that differs from the previous one: where its frames were, for next time's
+ * span reads (a span holding one object alone costs the same read as that object).
+ */
+static __always_inline void mp_py__plan_spans(const struct mp_pyproc *pp, struct mp_py_scratch *s,
+					      struct mp_pythread *th)
+{
+	struct mp_py__ctx c = { .pp = pp, .s = s };
+
+	s->l.nlo = ~0ull;
+	s->l.nhi = 0;
+	s->l.nopen = 1;
+	s->l.nspan = 0;
+	bpf_loop(MP_PY_MAX_VISIT, mp_py__span_step, &c, 0);
+	th->span_lo = s->l.nspan >= 2 ? s->l.nlo : 0;
+	th->span_len = s->l.nspan >= 2 ? (__u32)(s->l.nhi - s->l.nlo) : 0;
+	th->cspan_lo = s->l.cn >= 2 ? s->l.clo : 0;
+	th->cspan_len = s->l.cn >= 2 ? (__u32)(s->l.chi - s->l.clo) : 0;
 }
 
 struct mp_py__check_ctx {
@@ -667,6 +686,7 @@ static __always_inline __u64 mp_py_stack(const struct mp_pyproc *pp, __u64 pid_t
 		s->stats.fast++;
 		return th->stack_id;
 	}
+	mp_py__plan_spans(pp, s, th);
 	if (!s->stack.depth) {
 		if (s->stack.flags & MP_PYSTACK_PARTIAL) {
 			id = MP_PY_STACK_UNKNOWN;

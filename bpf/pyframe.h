@@ -202,7 +202,7 @@ struct mp_py_loopstate {
 	__u64 span_lo, nlo, nhi;	/* the span read now; the span for next time */
 	__u64 cspan_lo, clo, chi;	/* the same for the second span */
 	__u32 span_len, nopen, nspan;	/* nopen: the top frames still fit; nspan: how many */
-	__u32 cspan_len, cn, pad2;
+	__u32 cspan_len, cn, nvisit;	/* nvisit: frames visited, shims included */
 	__u32 depth, flags, stopped, good, differ;
 	__s64 err;
 };
@@ -212,6 +212,8 @@ struct mp_py_scratch {
 	struct mp_py_loopstate l;
 	/* a window read; +8 so an 8-byte field at any masked offset stays inside the value */
 	__u8 win[MP_PY_WIN_MAX + 8];
+	/* the frames the chain visited, for next time's spans (worked out on a miss only) */
+	__u64 visited[64];
 	/* the span reads; a window at any masked offset in them stays inside the value */
 	__u8 span[MP_PY_SPAN_MAX + MP_PY_WIN_MAX + 8];
 	__u8 cspan[MP_PY_SPAN_MAX + MP_PY_WIN_MAX + 8];

@@ -174,7 +174,7 @@ const struct mp_pylayout *mp_pylayout__find(unsigned int minor);
  */
 const struct mp_pylayout_field *mp_pylayout__fields(size_t *n);
 
-/* The value of field @f in @l. */
+/* mp_pylayout__get - the value of field @f (from mp_pylayout__fields()) in layout @l. */
 int32_t mp_pylayout__get(const struct mp_pylayout *l, const struct mp_pylayout_field *f);
 
 #endif

@@ -62,6 +62,7 @@ struct mp_pyresolver_stats {
 	uint64_t failures; /* calls that returned an error */
 };
 
+/* mp_pyresolver__stats - copy @r's counters into @out. */
 void mp_pyresolver__stats(const struct mp_pyresolver *r, struct mp_pyresolver_stats *out);
 
 /* Accepts NULL. */

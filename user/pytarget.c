@@ -341,6 +341,14 @@ static int apply_debug_offsets(struct mp_pytarget *t, const struct mp_pylayout *
 	}
 	/* the type's basicsize is the bytecode's offset (3.11+) */
 	l->code_basicsize = l->co_code_adaptive;
+	/*
+	 * Not published, so not trusted across patch releases: the back link is not checked. The
+	 * other fields the table alone gives are public-ABI structures (str, PyVarObject) or enum
+	 * values, stable within a minor version.
+	 */
+	l->is_runtime = MP_PYL_NONE;
+	l->rt_interp_main = MP_PYL_NONE;
+	l->rt_main_thread = MP_PYL_NONE;
 	t->debug_offsets = 1;
 	return 0;
 }
