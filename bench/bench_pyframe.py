@@ -125,9 +125,20 @@ def main():
             print("%-16s %-10s plain %.3f s  nowalk %.2fx  walk %.2fx  full %.2fx  "
                   "ns/event %.0f / %.0f / %.0f  walk +%.0f (%.1f reads)  full +%.0f (%.1f reads)"
                   % row, flush=True)
+    # what one user read costs here: 8 reads of the user stack per event, against nowalk
+    per_read = []
+    for _ in range(args.rounds):
+        base = one(args.attach, pys[0], "storm", "nowalk", True)[1]
+        eight = one(args.attach, pys[0], "storm", "reads", True)[1]
+        per_read.append((eight - base) / 8)
+    read_ns = statistics.median(per_read)
+    print("one bpf_probe_read_user() of 8 bytes: %.0f ns (median of %s)"
+          % (read_ns, ", ".join("%.0f" % x for x in per_read)))
     with open(args.out, "w") as f:
-        f.write("Rounds per cell: %d, alternated; medians. Machine: %s, %d CPUs.\n\n"
-                % (args.rounds, os.uname().release, os.cpu_count()))
+        f.write("Rounds per cell: %d, alternated; medians. Machine: %s, %d CPUs. One user read "
+                "(bpf_probe_read_user of 8 bytes) costs %.0f ns here (median of %s).\n\n"
+                % (args.rounds, os.uname().release, os.cpu_count(), read_ns,
+                   ", ".join("%.0f" % x for x in per_read)))
         f.write("| Python | workload | plain (s) | nowalk | walk | full | ns/event nowalk |"
                 " walk | full | walk cost (ns) | reads/event | full-walk cost (ns) |"
                 " reads/event |\n")

@@ -3,7 +3,7 @@
  * CPython process (nothing injected, never stopped), charges each RSS change of it to the Python
  * stack of the thread that made it, and prints the totals per stack with the frames resolved.
  *
- *   pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID
+ *   pyframe_attach [-m walk|nowalk|full|reads] [-V MINOR] [-s] [-F N] PID
  *
  * Runs until its stdin ends or the target exits. -m chooses the program's mode (pyframe_test.h),
  * -V reads the target as 3.MINOR (to see a wrong layout refused), -s enables the kernel's BPF
@@ -295,6 +295,7 @@ int main(int argc, char **argv)
 		case 'm':
 			mode = !strcmp(optarg, "nowalk") ? PFT_MODE_NOWALK :
 			       !strcmp(optarg, "full")	 ? PFT_MODE_FULL :
+			       !strcmp(optarg, "reads")	 ? PFT_MODE_READS :
 							   PFT_MODE_WALK;
 			break;
 		case 'V':
@@ -307,12 +308,12 @@ int main(int argc, char **argv)
 			fuzz_rounds = atol(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID\n");
+			fprintf(stderr, "usage: pyframe_attach [-m walk|nowalk|full|reads] [-V MINOR] [-s] [-F N] PID\n");
 			return 2;
 		}
 	}
 	if (optind != argc - 1)
-		die("usage: pyframe_attach [-m walk|nowalk|full] [-V MINOR] [-s] [-F N] PID", 0);
+		die("usage: pyframe_attach [-m walk|nowalk|full|reads] [-V MINOR] [-s] [-F N] PID", 0);
 	pid = (pid_t)atoi(argv[optind]);
 	libbpf_set_print(quiet);
 

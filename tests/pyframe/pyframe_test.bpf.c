@@ -40,6 +40,18 @@ static __always_inline __s64 folded(struct mm_struct *mm, int k)
 	return mm->rss_stat[3].count;
 }
 
+struct pft_reads_ctx {
+	__u64 sp;
+};
+
+static long pft_read_step(__u64 i, void *arg)
+{
+	__u64 v;
+
+	bpf_probe_read_user(&v, sizeof(v), (const void *)((struct pft_reads_ctx *)arg)->sp);
+	return 0;
+}
+
 SEC("tp_btf/rss_stat")
 int BPF_PROG(on_rss, struct mm_struct *mm, int member)
 {
@@ -74,6 +86,13 @@ int BPF_PROG(on_rss, struct mm_struct *mm, int member)
 	if (!own) {
 		id = PFT_FOREIGN;
 	} else if (mode == PFT_MODE_NOWALK) {
+		id = MP_PY_STACK_NONE;
+	} else if (mode == PFT_MODE_READS) {
+		struct pft_reads_ctx rc = {
+			.sp = ((struct pt_regs *)bpf_task_pt_regs(cur))->sp,
+		};
+
+		bpf_loop(8, pft_read_step, &rc, 0);
 		id = MP_PY_STACK_NONE;
 	} else {
 		if (mode == PFT_MODE_FULL) {

@@ -13,6 +13,8 @@
 #define PFT_MODE_NOWALK 1 /* no stack: the cost of everything else, for the per-event figures */
 #define PFT_MODE_FULL 2	  /* forget the thread's last chain and stack first: a full walk,
 			     every code object read, at every event */
+#define PFT_MODE_READS 3  /* no stack; 8 reads of 8 bytes of the user stack: what one user
+			     read costs on this machine, ((READS - NOWALK) / 8) */
 
 /* Value of the agg map (key: stack id). Pages. */
 struct pft_agg {

@@ -95,6 +95,14 @@ def test_lines_grow_and_free_what_they_did(py):
         assert names[0] == "thread_work" and "run" in names and names[-1] == "_bootstrap", names
         assert os.path.basename(s["frames"][-1][1]) == "threading.py"
 
+    # a native thread (pthread_create, no Python state) is charged to no Python line: its
+    # strdup() of 30 MiB is in the "no Python frame" row, not on the line waiting for it
+    none = sum(s["grown"] for s in r.stacks if s["id"] == 0)
+    assert near(none, 30 * MIB), (none, why)
+    assert one_line(r, m["JOIN"], "grown")[0] < MIB
+    assert near(one_line(r, m["NFILL"], "grown")[0], 30 * MIB)
+    assert r.stats["no_tstate"] > 0, r.stats
+
     # the 30 MiB of PRE were there before the attach: not charged
     pre, _ = one_line(r, m["PRE"], "grown")
     assert pre < MIB, pre

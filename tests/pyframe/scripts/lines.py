@@ -18,6 +18,9 @@ libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
+libc.pthread_create.argtypes = [ctypes.POINTER(ctypes.c_ulong), ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_void_p]
+libc.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
 # glibc raises its mmap threshold after some frees; a fixed one keeps every block below mmapped
 libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
 
@@ -70,6 +73,18 @@ def thread_work(keep):
     keep.append(bytearray(40 * MIB))  # @THREAD
 
 
+def native_thread():
+    """A thread that never runs Python: strdup() of a 30 MiB string, started by pthread_create."""
+    src = libc.malloc(30 * MIB + 1)  # @NSRC
+    ctypes.memset(src, 0x41, 30 * MIB)  # @NFILL
+    ctypes.memset(src + 30 * MIB, 0, 1)
+    tid = ctypes.c_ulong()
+    start = ctypes.cast(libc.strdup, ctypes.c_void_p)
+    assert libc.pthread_create(ctypes.byref(tid), None, start, src) == 0
+    libc.pthread_join(tid.value, None)  # @JOIN
+    libc.free(src)
+
+
 def work():
     keep = []
     keep.append(step("a", lambda: bytearray(100 * MIB)))  # @A
@@ -85,6 +100,7 @@ def work():
     keep.append(step("gen", lambda: next(gen(25 * MIB))))  # @NEXT
     t = threading.Thread(target=thread_work, args=(keep,))
     step("thread", lambda: (t.start(), t.join()))
+    native_thread()
     return keep
 
 
