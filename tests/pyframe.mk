@@ -73,3 +73,5 @@ pyframe-unit-data:
 	echo 'static const struct str_sample *const *const all_strs[] = {'; \
 	for py in $(PYFRAME_CAPTURE_PYS); do $$py -c 'import sys; print("\tpy%d%d_strs," % sys.version_info[:2])'; done; \
 	echo '\tNULL };'; } > tests/unit/pyobjects_data.h.tmp && mv tests/unit/pyobjects_data.h.tmp tests/unit/pyobjects_data.h
+
+-include $(PYFRAME_ATTACH).d $(PYFRAME_ATTACH_ASAN).d
