@@ -156,6 +156,7 @@ TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
 -include tests/exporter.mk
 -include tests/live.mk
+-include tests/pyframe.mk
 -include pyhook/pyhook.mk
 
 test: deps
