@@ -30,6 +30,7 @@
 #include "mprof.h"
 #include "zigzag.h"
 #include "core_fixes.bpf.h"
+#include "pyframe.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -41,6 +42,8 @@ const volatile __u32 page_shift = 12;
 const volatile bool track_groups = true;
 /* The per-CPU sum loads (tp_btf mode); off with the classic tracepoint, for older kernels. */
 const volatile bool exact_sums = true;
+/* --lines: charge the RSS changes of MP_PROC_LINES processes to their Python stacks. */
+const volatile bool py_lines = false;
 /* -C: the CPython hook's page holds the sum over group 0 (the tree) instead of the root. */
 const volatile bool page_tree = false;
 /* Window maxima for the exporter: one compare (and a store) more per event, fleet only. */
@@ -63,6 +66,14 @@ struct mp_stats stats = {};
 __u32 window_epoch = 0;
 __u32 page_on = 0; /* the hook's page is shared (set with MP_PROC_PAGE) */
 __u32 iter_mode = MP_ITER_REFRESH;
+
+/* --lines: pages moved per process and Python stack (bpf/mprof.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MP_MAX_LINE_KEYS);
+	__type(key, struct mp_line_key);
+	__type(value, struct mp_line_val);
+} line_agg SEC(".maps");
 
 /* The --pid list of the fleet (and nothing else): key tgid. */
 struct {
@@ -502,8 +513,8 @@ static __always_inline void group_add(__u32 gid, __s64 delta, int dprocs, __u64 
  * accumulated, so it cannot drift; its maximum and turning points are plain stores, which two
  * threads faulting at the same instant can blur by the pages of one fault, never more.
  */
-static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 *vals,
-				     __u32 mask, __u64 now)
+static __always_inline __s64 proc_set(struct mp_proc *p, __u32 tgid, const __u64 *vals,
+				      __u32 mask, __u64 now)
 {
 	__u64 ext = 0, ext_ts = 0, nrss;
 	__u32 is_max = 0;
@@ -518,7 +529,7 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 	if (mask == 7 && (p->flags & MP_PROC_FRESH))
 		__sync_fetch_and_and(&p->flags, ~MP_PROC_FRESH);
 	if (!delta)
-		return;
+		return 0;
 	nrss = p->member[0] + p->member[1] + p->member[2];
 	p->rss = nrss;
 	if ((p->flags & MP_PROC_PAGE) && !page_tree)
@@ -541,6 +552,7 @@ static __always_inline void proc_set(struct mp_proc *p, __u32 tgid, const __u64 
 		submit(MP_EV_EXTREME, tgid, 0, p->group, ext_ts, ext, is_max, NULL, NULL, 0);
 	if (track_groups)
 		group_add(p->group, delta, 0, now);
+	return delta;
 }
 
 /*
@@ -581,9 +593,9 @@ static __always_inline void read_all(struct mm_struct *mm, __u64 *vals)
 	}
 }
 
-/* Member @m of process @tgid is now @v pages exactly. */
-static __always_inline void proc_set_member(struct mp_proc *p, __u32 tgid, int m, __u64 v,
-					    __u64 now)
+/* Member @m of process @tgid is now @v pages exactly. Returns the change, pages. */
+static __always_inline __s64 proc_set_member(struct mp_proc *p, __u32 tgid, int m, __u64 v,
+					     __u64 now)
 {
 	__u64 vals[MP_NR_MEMBERS] = {};
 
@@ -593,7 +605,36 @@ static __always_inline void proc_set_member(struct mp_proc *p, __u32 tgid, int m
 		vals[1] = v;
 	else
 		vals[2] = v;
-	proc_set(p, tgid, vals, 1u << m, now);
+	return proc_set(p, tgid, vals, 1u << m, now);
+}
+
+/*
+ * --lines: charge @delta pages of process @tgid to the Python stack of the thread that moved
+ * them, when the change was raised in the process's own context (a fault, an munmap); otherwise
+ * (reclaim, teardown, another process) to MP_LINE_FOREIGN.
+ */
+static __always_inline void charge_line(__u32 tgid, struct mm_struct *mm, __s64 delta)
+{
+	struct mp_line_key key = { .tgid = tgid };
+	struct mp_line_val *v, zero = {};
+	struct task_struct *cur = bpf_get_current_task_btf();
+
+	key.stack = cur->mm == mm ? mp_py_current_stack(bpf_get_current_pid_tgid())
+				  : MP_LINE_FOREIGN;
+	v = bpf_map_lookup_elem(&line_agg, &key);
+	if (!v) {
+		bpf_map_update_elem(&line_agg, &key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&line_agg, &key);
+		if (!v) {
+			__sync_fetch_and_add(&stats.lines_dropped, 1);
+			return;
+		}
+	}
+	if (delta > 0)
+		__sync_fetch_and_add(&v->grown, delta);
+	else
+		__sync_fetch_and_add(&v->freed, -delta);
+	__sync_fetch_and_add(&v->events, 1);
 }
 
 SEC("tp_btf/rss_stat")
@@ -601,6 +642,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 {
 	__u64 vals[MP_NR_MEMBERS] = {};
 	struct mp_proc *p;
+	__s64 delta;
 	__u32 tgid;
 	int m;
 
@@ -631,7 +673,9 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 	vals[1] = now_cheap();
 	STAGE(5);
 	/* Only the member that changed is re-summed: every change raises its own event. */
-	proc_set_member(p, tgid, m, vals[0], vals[1]);
+	delta = proc_set_member(p, tgid, m, vals[0], vals[1]);
+	if (py_lines && delta && (p->flags & MP_PROC_LINES))
+		charge_line(tgid, mm, delta);
 	return 0;
 }
 
@@ -825,6 +869,13 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		group = pp->group;
 	else
 		ptgid = 0; /* joins the fleet on its own: its parent is not in it */
+	if (py_lines && pp && (pp->flags & MP_PROC_LINES)) {
+		/* a forked interpreter has its parent's layout and addresses: its lines too */
+		struct mp_pyproc *py = bpf_map_lookup_elem(&mp_py_procs, &ptgid);
+
+		if (py && !bpf_map_update_elem(&mp_py_procs, &ctgid, py, BPF_ANY))
+			flags |= MP_PROC_LINES;
+	}
 	now = bpf_ktime_get_ns();
 	mm = child->mm;
 	/*
@@ -877,6 +928,11 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		return 0;
 	if (mm)
 		read_all(mm, vals);
+	if (py_lines && (st->flags & MP_PROC_LINES)) {
+		/* another program now: the interpreter described is gone */
+		__sync_fetch_and_and(&st->flags, ~MP_PROC_LINES);
+		bpf_map_delete_elem(&mp_py_procs, &tgid);
+	}
 	if (st->flags & MP_PROC_EXEC_WAIT) {
 		/* the command itself starts here: its series begins with this image */
 		st->peak = 0;

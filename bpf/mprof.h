@@ -112,6 +112,7 @@ struct mp_zigzag {
 #define MP_PROC_FRESH 1u /* recompute every member on the next event (added from userspace) */
 #define MP_PROC_PAGE 2u	 /* publish this process's RSS in the rss_page map (CPython hook) */
 #define MP_PROC_PIDTREE 8u /* fleet: in the tree of one of the --pid processes */
+#define MP_PROC_LINES 16u  /* line attribution: its RSS changes are charged to Python stacks */
 /*
  * Tracked from its next exec on (a command mprof spawned): until then the process is mprof's own
  * forked image, whose pages (mprof's heap, its ring-buffer mapping) are not the command's. Its
@@ -204,6 +205,28 @@ struct mp_group {
 	struct mp_zigzag zz;
 };
 
+/*
+ * Line attribution (--lines): RSS moved per process and Python stack. The key's stack is a
+ * bpf/pyframe.h stack id (MP_PY_STACK_NONE: the thread had no Python frame, a native thread or
+ * C code; MP_PY_STACK_UNKNOWN: its stack could not be read) or MP_LINE_FOREIGN: the change was
+ * raised outside the process (kernel reclaim, its teardown, another process touching its
+ * memory), where no thread of it runs. Values in pages.
+ */
+#define MP_LINE_FOREIGN (~0ull)
+#define MP_MAX_LINE_KEYS 65536
+
+struct mp_line_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 stack;
+};
+
+struct mp_line_val {
+	__u64 grown;  /* pages brought in */
+	__u64 freed;  /* pages given back */
+	__u64 events; /* RSS changes */
+};
+
 /* Counters the loader reads at the end (global, in .bss). */
 struct mp_stats {
 	__u64 live;	     /* processes in the table now */
@@ -211,6 +234,7 @@ struct mp_stats {
 	__u64 lost;	     /* records dropped because the ring buffer was full */
 	__u64 procs_dropped; /* descendants not tracked because the procs map was full */
 	__u64 oom_kills;     /* OOM victims among the tracked processes */
+	__u64 lines_dropped; /* line attribution: changes not counted, the table of stacks full */
 };
 
 #endif

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "event.h"
+#include "pyframe.h"
 
 struct mp_backend_opts {
 	double granularity_mib;	 /* noise floor of turning points, MiB (default 1) */
@@ -30,6 +31,7 @@ struct mp_backend_opts {
 	const struct mp_selectors *fleet;
 	int window;		 /* kernel: keep window maxima (the exporter) */
 	int floor;		 /* kernel, benchmarks: an empty rss_stat program instead (no values) */
+	int lines;		 /* kernel: line attribution maps and the Python stack walk */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
 	/*
 	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The
@@ -143,6 +145,23 @@ struct mp_backend {
 	int (*discover)(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid), void *ctx);
 	/* Close the current window of maxima (see mp_view.window_max). Returns 0 or -errno. */
 	int (*window)(struct mp_backend *b);
+	/*
+	 * --lines (kernel, with mp_backend_opts.lines): from now on charge tracked process @pid's
+	 * RSS changes to the Python stacks its threads run, read with @py (user/pytarget.h).
+	 * Returns 0 or -errno. NULL: unsupported.
+	 */
+	int (*lines_add)(struct mp_backend *b, pid_t pid, const struct mp_pyproc *py);
+	/*
+	 * Every (process, stack) charged so far with its counts (bpf/mprof.h: pages, and
+	 * MP_PY_STACK_NONE, MP_PY_STACK_UNKNOWN, MP_LINE_FOREIGN). Returns 0 or the first error.
+	 */
+	int (*lines_each)(struct mp_backend *b,
+			  int (*fn)(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v),
+			  void *ctx);
+	/* The frames of stack @id. Returns 0, or -ENOENT. */
+	int (*lines_stack)(struct mp_backend *b, uint64_t id, struct mp_pystack *out);
+	/* The walk's counters, summed over CPUs, and the changes the table could not take. */
+	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped);
 	/*
 	 * The fd of the RSS page shared with the CPython hook (bpf/mprof.h struct mp_rss_page),
 	 * for a child to inherit, or -EOPNOTSUPP. The backend keeps ownership. NULL: unsupported.

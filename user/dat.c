@@ -392,3 +392,66 @@ int mp_dat__func(struct mp_dat *d, const char *name, double mem_start, double t_
 			      level);
 	return record_done(d, start, err);
 }
+
+/* @s with %XX for the bytes that would split or end a field of LINE and STACK records. */
+static int append_escaped(struct mp_dat *d, const char *s)
+{
+	int err = 0;
+
+	if (!s || !*s)
+		return append(d, "-", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p && !err; p++) {
+		if (*p <= 0x20 || *p == 0x7f || *p == '%' || *p == ':' || *p == ';') {
+			char esc[4];
+
+			snprintf(esc, sizeof(esc), "%%%02X", *p);
+			err = append(d, esc, 3);
+		} else {
+			err = append(d, (const char *)p, 1);
+		}
+	}
+	return err;
+}
+
+int mp_dat__line(struct mp_dat *d, int pid, uint64_t grown, uint64_t freed, uint64_t events,
+		 int line, const char *func, const char *file)
+{
+	size_t start = d->len;
+	int err = appendf(d, "LINE %d %llu %llu %llu %d ", pid, (unsigned long long)grown,
+			  (unsigned long long)freed, (unsigned long long)events, line);
+
+	if (!err)
+		err = append_escaped(d, func);
+	if (!err)
+		err = append(d, " ", 1);
+	if (!err)
+		err = append_escaped(d, file);
+	if (!err)
+		err = append(d, "\n", 1);
+	return record_done(d, start, err);
+}
+
+int mp_dat__stack(struct mp_dat *d, int pid, uint64_t grown, uint64_t freed, uint64_t events,
+		  unsigned int n, const char *const *funcs, const char *const *files,
+		  const int *lines)
+{
+	size_t start = d->len;
+	int err = appendf(d, "STACK %d %llu %llu %llu ", pid, (unsigned long long)grown,
+			  (unsigned long long)freed, (unsigned long long)events);
+
+	for (unsigned int i = 0; i < n && !err; i++) {
+		if (i)
+			err = append(d, ";", 1);
+		if (!err)
+			err = append_escaped(d, funcs[i]);
+		if (!err)
+			err = append(d, ":", 1);
+		if (!err)
+			err = append_escaped(d, files[i]);
+		if (!err)
+			err = appendf(d, ":%d", lines[i]);
+	}
+	if (!err)
+		err = append(d, "\n", 1);
+	return record_done(d, start, err);
+}

@@ -17,6 +17,7 @@
 #define MP_DAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct mp_dat {
@@ -57,6 +58,21 @@ int mp_dat__chld(struct mp_dat *d, int pid, double mib, double epoch);
  */
 int mp_dat__func(struct mp_dat *d, const char *name, double mem_start, double t_start,
 		 double mem_end, double t_end, int level);
+
+/*
+ * Line attribution (--lines), our own records (memory_profiler's reader skips records it does
+ * not know): what a source line of process @pid moved, and what a stack moved (frames root
+ * first). Text fields are written with %XX escapes for bytes <= 0x20, 0x7f, '%', ':' and ';', so
+ * that every field stays one word:
+ *   LINE <pid> <grown bytes> <freed bytes> <events> <line> <function> <file>
+ *   STACK <pid> <grown bytes> <freed bytes> <events> <function>:<file>:<line>[;...]
+ * Returns 0 or -errno.
+ */
+int mp_dat__line(struct mp_dat *d, int pid, uint64_t grown, uint64_t freed, uint64_t events,
+		 int line, const char *func, const char *file);
+int mp_dat__stack(struct mp_dat *d, int pid, uint64_t grown, uint64_t freed, uint64_t events,
+		  unsigned int n, const char *const *funcs, const char *const *files,
+		  const int *lines);
 
 /*
  * Shell quoting of one word into @out (@size bytes, NUL-terminated), by the rules of

@@ -459,6 +459,84 @@ static int k_share_rss(struct mp_backend *b, pid_t pid)
 	return 0;
 }
 
+static int k_lines_add(struct mp_backend *b, pid_t pid, const struct mp_pyproc *py)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	struct mp_proc *p = tab_find(k, (__u32)pid);
+	__u32 key = pid;
+
+	if (!k->opts.lines)
+		return -EINVAL;
+	if (!p)
+		return -ESRCH;
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.mp_py_procs), &key, py, BPF_ANY))
+		return -errno;
+	__atomic_fetch_or(&p->flags, MP_PROC_LINES, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int k_lines_each(struct mp_backend *b,
+			int (*fn)(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v),
+			void *ctx)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	int fd = bpf_map__fd(k->skel->maps.line_agg), err;
+	struct mp_line_key key, next, *prev = NULL;
+	struct mp_line_val v;
+
+	/* entries are never deleted while the run lasts: the walk is stable */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		err = fn(ctx, (pid_t)key.tgid, key.stack, &v);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int k_lines_stack(struct mp_backend *b, uint64_t id, struct mp_pystack *out)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	__u64 key = id;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.mp_py_stacks), &key, out))
+		return -ENOENT;
+	return 0;
+}
+
+static void k_lines_stats(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	int ncpus = libbpf_num_possible_cpus();
+	struct mp_py_scratch *all;
+	__u32 zero = 0;
+
+	memset(out, 0, sizeof(*out));
+	*dropped = k->skel->bss->stats.lines_dropped;
+	if (ncpus <= 0)
+		return;
+	/* per-CPU values come one after another, each rounded up to 8 bytes */
+	size_t stride = (sizeof(*all) + 7) & ~(size_t)7;
+	char *buf = calloc(ncpus, stride);
+
+	if (!buf)
+		return;
+	if (!bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.mp_py_scratch), &zero, buf)) {
+		for (int c = 0; c < ncpus; c++) {
+			all = (struct mp_py_scratch *)(buf + (size_t)c * stride);
+			const __u64 *src = (const __u64 *)&all->stats;
+			__u64 *dst = (__u64 *)out;
+
+			for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+				dst[i] += src[i];
+		}
+	}
+	free(buf);
+}
+
 static void k_free(struct mp_backend *b)
 {
 	struct kbackend *k = (struct kbackend *)b;
@@ -537,6 +615,16 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, int oom, const c
 	bpf_program__set_autoattach(k->skel->progs.iter_task, false);
 	bpf_program__set_autoload(k->skel->progs.on_oom_victim, oom);
 	k->skel->rodata->track_window = k->opts.window;
+	k->skel->rodata->py_lines = k->opts.lines;
+	if (!k->opts.lines) {
+		/* the stack walk's maps are not used: one entry each instead of megabytes */
+		if (bpf_map__set_max_entries(k->skel->maps.line_agg, 1) ||
+		    bpf_map__set_max_entries(k->skel->maps.mp_py_stacks, 1) ||
+		    bpf_map__set_max_entries(k->skel->maps.mp_py_procs, 1)) {
+			*reason = "cannot size the line attribution maps";
+			return -EINVAL;
+		}
+	}
 	k->skel->rodata->page_tree = k->opts.include_children;
 	{
 		/* twice as many slots as processes, a power of two, so probes stay short */
@@ -694,6 +782,12 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 	k->base.settle = k_settle;
 	k->base.discover = k_discover;
 	k->base.window = k_window;
+	if (opts->lines) {
+		k->base.lines_add = k_lines_add;
+		k->base.lines_each = k_lines_each;
+		k->base.lines_stack = k_lines_stack;
+		k->base.lines_stats = k_lines_stats;
+	}
 	k->base.free = k_free;
 	k->base.rss_page_fd = k_rss_page_fd;
 	k->base.share_rss = k_share_rss;

@@ -1,0 +1,691 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lines.h"
+#include "pyresolve.h"
+#include "pytarget.h"
+
+#define MIB 1048576.0
+
+struct target {
+	pid_t pid;
+	struct mp_pytarget *t;
+	struct mp_pyresolver *r;
+	char cwd[PATH_MAX]; /* to read sources named relatively (co_filename is relative on 3.8) */
+	bool failed;	    /* could not be opened: its stacks stay unresolved */
+};
+
+/* A resolved stack of one process. */
+struct rstack {
+	pid_t pid;
+	uint64_t id;
+	bool done;	  /* resolution was tried */
+	bool ok;	  /* every frame named */
+	bool truncated;
+	unsigned int n;
+	struct mp_line_frame *frames; /* root first */
+	uint64_t grown, freed, events; /* bytes: the kernel's counts, as last read */
+};
+
+struct mp_lines {
+	struct target *targets;
+	size_t ntargets;
+	struct rstack *st; /* open addressing on (pid, id), power-of-two size */
+	size_t cap, n;
+	char **strs; /* the names, interned: rows point into them */
+	size_t nstrs, capstrs;
+	struct mp_lines_stats stats;
+	long page_size;
+};
+
+int mp_lines__new(struct mp_lines **out)
+{
+	struct mp_lines *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	l->page_size = sysconf(_SC_PAGESIZE);
+	if (l->page_size <= 0)
+		l->page_size = 4096;
+	*out = l;
+	return 0;
+}
+
+void mp_lines__free(struct mp_lines *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->ntargets; i++) {
+		mp_pyresolver__free(l->targets[i].r);
+		mp_pytarget__free(l->targets[i].t);
+	}
+	free(l->targets);
+	for (size_t i = 0; i < l->cap; i++)
+		free(l->st[i].frames);
+	free(l->st);
+	for (size_t i = 0; i < l->nstrs; i++)
+		free(l->strs[i]);
+	free(l->strs);
+	free(l);
+}
+
+/* A copy of @s that lives as long as @l; the same pointer for the same text. */
+static const char *intern(struct mp_lines *l, const char *s)
+{
+	char *c;
+
+	if (!s)
+		return NULL;
+	/* linear: a run names a few hundred functions and files at most */
+	for (size_t i = l->nstrs; i-- > 0;)
+		if (!strcmp(l->strs[i], s))
+			return l->strs[i];
+	if (l->nstrs == l->capstrs) {
+		size_t ncap = l->capstrs ? l->capstrs * 2 : 64;
+		char **ns = realloc(l->strs, ncap * sizeof(*ns));
+
+		if (!ns)
+			return NULL;
+		l->strs = ns;
+		l->capstrs = ncap;
+	}
+	c = strdup(s);
+	if (!c)
+		return NULL;
+	l->strs[l->nstrs++] = c;
+	return c;
+}
+
+static struct target *target_of(struct mp_lines *l, pid_t pid)
+{
+	for (size_t i = 0; i < l->ntargets; i++)
+		if (l->targets[i].pid == pid)
+			return &l->targets[i];
+	return NULL;
+}
+
+static struct target *target_add(struct mp_lines *l, pid_t pid)
+{
+	struct target *nt = realloc(l->targets, (l->ntargets + 1) * sizeof(*nt)), *t;
+	char path[64];
+	ssize_t n;
+
+	if (!nt)
+		return NULL;
+	l->targets = nt;
+	t = &l->targets[l->ntargets++];
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+	n = readlink(path, t->cwd, sizeof(t->cwd) - 1);
+	t->cwd[n > 0 ? n : 0] = 0;
+	return t;
+}
+
+/* Open the interpreter of @t's process. Returns 0 or -errno with *@why. */
+static int target_open(struct target *t, const char **why)
+{
+	int err;
+
+	err = mp_pytarget__open(t->pid, NULL, &t->t, why);
+	if (err)
+		return err;
+	err = mp_pyresolver__new(t->t, &t->r);
+	if (err) {
+		mp_pytarget__free(t->t);
+		t->t = NULL;
+		if (why)
+			*why = "out of memory";
+	}
+	return err;
+}
+
+int mp_lines__attach(struct mp_lines *l, struct mp_backend *be, pid_t pid, const char **why)
+{
+	struct target *t;
+	int err;
+
+	if (!be->lines_add) {
+		if (why)
+			*why = "line attribution needs the kernel backend";
+		return -EINVAL;
+	}
+	t = target_of(l, pid);
+	if (!t)
+		t = target_add(l, pid);
+	if (!t) {
+		if (why)
+			*why = "out of memory";
+		return -ENOMEM;
+	}
+	if (!t->t) {
+		err = target_open(t, why);
+		if (err)
+			return err;
+	}
+	err = be->lines_add(be, pid, &t->t->proc);
+	if (err && why)
+		*why = "cannot describe the interpreter to the kernel side";
+	return err;
+}
+
+bool mp_lines__attached(const struct mp_lines *l)
+{
+	for (size_t i = 0; i < l->ntargets; i++)
+		if (l->targets[i].t)
+			return true;
+	return false;
+}
+
+static uint64_t key_hash(pid_t pid, uint64_t id)
+{
+	uint64_t h = (id ^ ((uint64_t)(uint32_t)pid << 32)) * 0x9e3779b97f4a7c15ull;
+
+	return h ^ (h >> 29);
+}
+
+static struct rstack *slot(struct rstack *tab, size_t cap, pid_t pid, uint64_t id)
+{
+	size_t i = key_hash(pid, id) & (cap - 1);
+
+	while (tab[i].pid && !(tab[i].pid == pid && tab[i].id == id))
+		i = (i + 1) & (cap - 1);
+	return &tab[i];
+}
+
+static int grow(struct mp_lines *l)
+{
+	size_t ncap = l->cap ? l->cap * 2 : 256;
+	struct rstack *nt = calloc(ncap, sizeof(*nt));
+
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->cap; i++)
+		if (l->st[i].pid)
+			*slot(nt, ncap, l->st[i].pid, l->st[i].id) = l->st[i];
+	free(l->st);
+	l->st = nt;
+	l->cap = ncap;
+	return 0;
+}
+
+/* Name the frames of stack @s, read from the kernel's table, in its process. */
+static void resolve(struct mp_lines *l, struct mp_backend *be, struct rstack *s)
+{
+	struct mp_pystack ps;
+	struct target *t;
+	const char *why;
+
+	s->done = true;
+	if (s->id < MP_PY_STACK_FIRST || s->id == MP_LINE_FOREIGN) {
+		s->ok = true;
+		return;
+	}
+	t = target_of(l, s->pid);
+	if (!t) {
+		/* a forked child of a target: same interpreter, its own memory to read */
+		t = target_add(l, s->pid);
+		if (t && target_open(t, &why))
+			t->failed = true;
+	}
+	if (!t || !t->r || be->lines_stack(be, s->id, &ps) || !ps.depth ||
+	    ps.depth > MP_PY_MAX_DEPTH) {
+		l->stats.unresolved++;
+		return;
+	}
+	s->frames = calloc(ps.depth, sizeof(*s->frames));
+	if (!s->frames) {
+		l->stats.unresolved++;
+		return;
+	}
+	s->n = ps.depth;
+	s->truncated = ps.flags & (MP_PYSTACK_TRUNCATED | MP_PYSTACK_PARTIAL);
+	s->ok = true;
+	for (unsigned int i = 0; i < ps.depth; i++) {
+		struct mp_line_frame *f = &s->frames[ps.depth - 1 - i]; /* frames[0] runs: root first */
+		struct mp_pyloc loc;
+
+		if (mp_pyresolver__resolve(t->r, &ps.frames[i], &loc)) {
+			f->file = intern(l, "?");
+			f->func = intern(l, "<code gone before it was named>");
+			f->line = 0;
+			s->ok = false;
+			continue;
+		}
+		f->file = intern(l, loc.file);
+		f->func = intern(l, loc.name);
+		f->line = loc.line;
+	}
+	if (!s->ok)
+		l->stats.unresolved++;
+}
+
+struct collect_ctx {
+	struct mp_lines *l;
+	struct mp_backend *be;
+	int err;
+};
+
+static int collect_one(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v)
+{
+	struct collect_ctx *c = ctx;
+	struct mp_lines *l = c->l;
+	struct rstack *s;
+
+	if ((l->n + 1) * 2 > l->cap && grow(l))
+		return -ENOMEM;
+	s = slot(l->st, l->cap, pid, stack);
+	if (!s->pid) {
+		s->pid = pid;
+		s->id = stack;
+		l->n++;
+		l->stats.stacks++;
+	}
+	s->grown = v->grown * (uint64_t)l->page_size;
+	s->freed = v->freed * (uint64_t)l->page_size;
+	s->events = v->events;
+	if (!s->done)
+		resolve(l, c->be, s);
+	return 0;
+}
+
+int mp_lines__collect(struct mp_lines *l, struct mp_backend *be)
+{
+	struct collect_ctx c = { l, be, 0 };
+	int err;
+
+	if (!be->lines_each)
+		return 0;
+	err = be->lines_each(be, collect_one, &c);
+	if (be->lines_stats)
+		be->lines_stats(be, &l->stats.walk, &l->stats.dropped);
+	return err;
+}
+
+void mp_lines__stats(const struct mp_lines *l, struct mp_lines_stats *out)
+{
+	*out = l->stats;
+}
+
+static enum mp_line_kind kind_of(const struct rstack *s)
+{
+	if (s->id == MP_PY_STACK_NONE)
+		return MP_LINE_NOFRAME;
+	if (s->id == MP_PY_STACK_UNKNOWN)
+		return MP_LINE_UNREADABLE;
+	if (s->id == MP_LINE_FOREIGN)
+		return MP_LINE_OUTSIDE;
+	return s->n ? MP_LINE_PY : MP_LINE_UNRESOLVED;
+}
+
+const char *mp_lines__kind_name(enum mp_line_kind kind)
+{
+	switch (kind) {
+	case MP_LINE_PY:
+		return "";
+	case MP_LINE_NOFRAME:
+		return "<no Python frame>";
+	case MP_LINE_UNREADABLE:
+		return "<stack not readable>";
+	case MP_LINE_OUTSIDE:
+		return "<outside the process>";
+	case MP_LINE_UNRESOLVED:
+		return "<code gone before it was named>";
+	}
+	return "?";
+}
+
+/* Rows: stacks merged by their running frame's (pid, file, func, line), or by kind. */
+struct row {
+	struct mp_line_row r;
+};
+
+static int same_row(const struct mp_line_row *a, pid_t pid, enum mp_line_kind kind,
+		    const struct mp_line_frame *f)
+{
+	if (a->pid != pid || a->kind != kind)
+		return 0;
+	if (kind != MP_LINE_PY)
+		return 1;
+	/* interned strings: pointer equality is text equality */
+	return a->file == f->file && a->func == f->func && a->line == f->line;
+}
+
+static const char *abs_path(const struct mp_lines *l, pid_t pid, const char *file, char *buf,
+			    size_t size)
+{
+	for (size_t i = 0; i < l->ntargets; i++) {
+		if (l->targets[i].pid != pid)
+			continue;
+		if (file[0] == '/' || !l->targets[i].cwd[0])
+			return file;
+		snprintf(buf, size, "%s/%s", l->targets[i].cwd, file);
+		return buf;
+	}
+	return file;
+}
+
+int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
+{
+	struct mp_line_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	char **paths = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < l->cap; i++) {
+		const struct rstack *s = &l->st[i];
+		enum mp_line_kind kind;
+		const struct mp_line_frame *top;
+		size_t k;
+
+		if (!s->pid)
+			continue;
+		kind = kind_of(s);
+		top = s->n ? &s->frames[s->n - 1] : NULL;
+		for (k = 0; k < n; k++)
+			if (same_row(&rows[k], s->pid, kind, top))
+				break;
+		if (k == n) {
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct mp_line_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+				if (!nr) {
+					err = -ENOMEM;
+					goto out;
+				}
+				rows = nr;
+				cap = ncap;
+			}
+			memset(&rows[n], 0, sizeof(rows[n]));
+			rows[n].pid = s->pid;
+			rows[n].kind = kind;
+			if (top) {
+				rows[n].file = top->file;
+				rows[n].func = top->func;
+				rows[n].line = top->line;
+			} else {
+				rows[n].func = mp_lines__kind_name(kind);
+			}
+			n++;
+		}
+		rows[k].grown += s->grown;
+		rows[k].freed += s->freed;
+		rows[k].events += s->events;
+	}
+	paths = calloc(n ? n : 1, sizeof(*paths));
+	if (!paths) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n && !err; k++) {
+		if (rows[k].file) {
+			char buf[PATH_MAX * 2];
+			const char *p = abs_path(l, rows[k].pid, rows[k].file, buf, sizeof(buf));
+
+			paths[k] = strdup(p);
+			rows[k].abs_file = paths[k];
+		}
+		err = fn(ctx, &rows[k]);
+	}
+out:
+	if (paths)
+		for (size_t k = 0; k < n; k++)
+			free(paths[k]);
+	free(paths);
+	free(rows);
+	return err;
+}
+
+int mp_lines__each_stack(const struct mp_lines *l, mp_line_stack_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < l->cap; i++) {
+		const struct rstack *s = &l->st[i];
+		struct mp_line_stack out;
+		int err;
+
+		if (!s->pid)
+			continue;
+		out.pid = s->pid;
+		out.kind = kind_of(s);
+		out.nframes = s->n;
+		out.frames = s->frames;
+		out.truncated = s->truncated;
+		out.grown = s->grown;
+		out.freed = s->freed;
+		out.events = s->events;
+		err = fn(ctx, &out);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- writers ---------------------------------------------------------------------------- */
+
+/* A frame's text for the collapsed format: "name (path:line)", with ';' and newlines out. */
+static int put_frame(FILE *f, const char *func, const char *file, int line)
+{
+	for (const char *p = func; *p; p++)
+		if (fputc(*p == ';' || *p == '\n' || *p == '\r' ? '_' : *p, f) == EOF)
+			return -EIO;
+	if (!file)
+		return 0;
+	if (fputs(" (", f) == EOF)
+		return -EIO;
+	for (const char *p = file; *p; p++)
+		if (fputc(*p == ';' || *p == '\n' || *p == '\r' ? '_' : *p, f) == EOF)
+			return -EIO;
+	return fprintf(f, ":%d)", line) < 0 ? -EIO : 0;
+}
+
+static int collapsed_one(void *ctx, const struct mp_line_stack *s)
+{
+	FILE *f = ctx;
+	int err = 0;
+
+	if (!s->grown)
+		return 0;
+	if (!s->nframes)
+		err = put_frame(f, mp_lines__kind_name(s->kind), NULL, 0);
+	for (unsigned int i = 0; i < s->nframes && !err; i++) {
+		if (i && fputc(';', f) == EOF)
+			return -EIO;
+		err = put_frame(f, s->frames[i].func, s->frames[i].file, s->frames[i].line);
+	}
+	if (!err && fprintf(f, " %llu\n", (unsigned long long)s->grown) < 0)
+		err = -EIO;
+	return err;
+}
+
+int mp_lines__write_collapsed(const struct mp_lines *l, FILE *f)
+{
+	int err = mp_lines__each_stack(l, collapsed_one, f);
+
+	return err ? err : (fflush(f) ? -EIO : 0);
+}
+
+/* JSON string of @s (UTF-8 kept as is, control characters escaped). */
+static int json_str(FILE *f, const char *s)
+{
+	if (fputc('"', f) == EOF)
+		return -EIO;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int r;
+
+		if (*p == '"' || *p == '\\')
+			r = fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			r = fprintf(f, "\\u%04x", *p);
+		else
+			r = fputc(*p, f) == EOF ? -1 : 1;
+		if (r < 0)
+			return -EIO;
+	}
+	return fputc('"', f) == EOF ? -EIO : 0;
+}
+
+/* The speedscope frame table: each distinct (func, file, line) once. */
+struct sframes {
+	const struct mp_line_frame **f;
+	const char **special; /* for the kinds without frames */
+	size_t n, cap;
+};
+
+static long sframe_index(struct sframes *t, const struct mp_line_frame *fr, const char *special)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (fr && t->f[i] && t->f[i]->func == fr->func && t->f[i]->file == fr->file &&
+		    t->f[i]->line == fr->line)
+			return (long)i;
+		if (!fr && t->special[i] == special)
+			return (long)i;
+	}
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 64;
+		const struct mp_line_frame **nf = realloc(t->f, ncap * sizeof(*nf));
+		const char **nsp;
+
+		if (!nf)
+			return -1;
+		t->f = nf;
+		nsp = realloc(t->special, ncap * sizeof(*nsp));
+		if (!nsp)
+			return -1;
+		t->special = nsp;
+		t->cap = ncap;
+	}
+	t->f[t->n] = fr;
+	t->special[t->n] = special;
+	return (long)t->n++;
+}
+
+struct ss_ctx {
+	FILE *f;
+	struct sframes t;
+	int pass; /* 0: frames, 1: samples, 2: weights */
+	bool first;
+	int err;
+};
+
+static int ss_one(void *ctx, const struct mp_line_stack *s)
+{
+	struct ss_ctx *c = ctx;
+
+	if (!s->grown)
+		return 0;
+	if (c->pass == 0) {
+		if (!s->nframes)
+			return sframe_index(&c->t, NULL, mp_lines__kind_name(s->kind)) < 0 ? -ENOMEM
+											   : 0;
+		for (unsigned int i = 0; i < s->nframes; i++)
+			if (sframe_index(&c->t, &s->frames[i], NULL) < 0)
+				return -ENOMEM;
+		return 0;
+	}
+	if (fputs(c->first ? "" : ",", c->f) == EOF)
+		return -EIO;
+	c->first = false;
+	if (c->pass == 2)
+		return fprintf(c->f, "%llu", (unsigned long long)s->grown) < 0 ? -EIO : 0;
+	if (fputc('[', c->f) == EOF)
+		return -EIO;
+	if (!s->nframes)
+		fprintf(c->f, "%ld", sframe_index(&c->t, NULL, mp_lines__kind_name(s->kind)));
+	for (unsigned int i = 0; i < s->nframes; i++)
+		fprintf(c->f, "%s%ld", i ? "," : "", sframe_index(&c->t, &s->frames[i], NULL));
+	return fputc(']', c->f) == EOF ? -EIO : 0;
+}
+
+int mp_lines__write_speedscope(const struct mp_lines *l, FILE *f, const char *name)
+{
+	struct ss_ctx c = { .f = f };
+	uint64_t total = 0;
+	int err;
+
+	for (size_t i = 0; i < l->cap; i++)
+		if (l->st[i].pid)
+			total += l->st[i].grown;
+	err = mp_lines__each_stack(l, ss_one, &c);
+	if (err)
+		goto out;
+	fputs("{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
+	      "\"shared\":{\"frames\":[",
+	      f);
+	for (size_t i = 0; i < c.t.n; i++) {
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		if (c.t.f[i]) {
+			json_str(f, c.t.f[i]->func);
+			fputs(",\"file\":", f);
+			json_str(f, c.t.f[i]->file);
+			fprintf(f, ",\"line\":%d}", c.t.f[i]->line);
+		} else {
+			json_str(f, c.t.special[i]);
+			fputc('}', f);
+		}
+	}
+	fputs("]},\"profiles\":[{\"type\":\"sampled\",\"name\":", f);
+	json_str(f, name ? name : "mprof --lines: bytes grown");
+	fprintf(f, ",\"unit\":\"bytes\",\"startValue\":0,\"endValue\":%llu,\"samples\":[",
+		(unsigned long long)total);
+	c.pass = 1;
+	c.first = true;
+	err = mp_lines__each_stack(l, ss_one, &c);
+	if (!err) {
+		fputs("],\"weights\":[", f);
+		c.pass = 2;
+		c.first = true;
+		err = mp_lines__each_stack(l, ss_one, &c);
+	}
+	if (!err)
+		fputs("]}],\"name\":\"mprof\",\"exporter\":\"mprof-bpf\"}\n", f);
+	if (!err && (ferror(f) || fflush(f)))
+		err = -EIO;
+out:
+	free(c.t.f);
+	free(c.t.special);
+	return err;
+}
+
+static int dat_row(void *ctx, const struct mp_line_row *r)
+{
+	return mp_dat__line(ctx, r->pid, r->grown, r->freed, r->events, r->line,
+			    r->kind == MP_LINE_PY ? r->func : mp_lines__kind_name(r->kind),
+			    r->file ? r->file : "-");
+}
+
+static int dat_stack(void *ctx, const struct mp_line_stack *s)
+{
+	const char *names[MP_PY_MAX_DEPTH], *files[MP_PY_MAX_DEPTH];
+	int lines_[MP_PY_MAX_DEPTH];
+	const char *special = mp_lines__kind_name(s->kind);
+	unsigned int n = s->nframes;
+
+	if (!n) {
+		names[0] = special;
+		files[0] = "-";
+		lines_[0] = 0;
+		n = 1;
+	} else {
+		for (unsigned int i = 0; i < n; i++) {
+			names[i] = s->frames[i].func;
+			files[i] = s->frames[i].file;
+			lines_[i] = s->frames[i].line;
+		}
+	}
+	return mp_dat__stack(ctx, s->pid, s->grown, s->freed, s->events, n,
+			     (const char *const *)names, (const char *const *)files, lines_);
+}
+
+int mp_lines__write_dat(const struct mp_lines *l, struct mp_dat *d)
+{
+	int err = mp_lines__each_row(l, dat_row, d);
+
+	if (!err)
+		err = mp_lines__each_stack(l, dat_stack, d);
+	return err;
+}
