@@ -73,7 +73,7 @@ all: $(MPROF) $(TARGET_BINS)
 DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
-	libclang-rt-14-dev util-linux procps
+	libclang-rt-14-dev util-linux procps ipython3 python3-ipykernel jupyter-nbconvert
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
