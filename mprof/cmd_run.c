@@ -342,10 +342,20 @@ static int choose_backend(const struct run_opts *o, struct mp_backend **out)
 		p_info("kernel backend unavailable (%s): polling /proc every %gs instead, "
 		       "peaks between samples can be missed",
 		       why ? why : strerror(-err), o->interval);
+	} else if (!strcmp(o->backend, "psutil_pss") || !strcmp(o->backend, "psutil_uss")) {
+		/* shares and ownership of pages need smaps' page walk: the kernel backend counts RSS */
+		bo.metric = !strcmp(o->backend, "psutil_pss") ? MP_METRIC_PSS : MP_METRIC_USS;
+		p_info("the kernel backend measures RSS only: polling /proc/PID/smaps_rollup for %s "
+		       "every %gs, peaks between samples can be missed",
+		       bo.metric == MP_METRIC_PSS ? "PSS" : "USS", o->interval);
+	} else if (!strcmp(o->backend, "tracemalloc")) {
+		p_err("backend 'tracemalloc' measures the Python heap from inside the program: use "
+		      "python -m memory_profiler --backend tracemalloc SCRIPT");
+		return -EINVAL;
 	} else if (strcmp(o->backend, "proc") && strcmp(o->backend, "psutil") &&
 		   strcmp(o->backend, "posix")) {
-		p_err("unknown backend '%s': expected kernel or proc (psutil and posix mean proc)",
-		      o->backend);
+		p_err("unknown backend '%s': expected kernel, proc, psutil_pss or psutil_uss (psutil "
+		      "and posix mean proc)", o->backend);
 		return -EINVAL;
 	}
 	err = mp_backend_proc__new(out, &bo);

@@ -1,14 +1,18 @@
 /*
  * The /proc polling backend: what memory_profiler does, for when BPF cannot be used. Each tick
- * reads the root's RSS and, for -C/-M, walks its descendants through /proc/PID/task/TID/children.
- * Peaks between two ticks are not seen; mprof says so when it falls back to this backend.
+ * reads the root's RSS (or, for memory_profiler's psutil_pss and psutil_uss, its PSS or USS from
+ * /proc/PID/smaps_rollup) and, for -C/-M, walks its descendants through
+ * /proc/PID/task/TID/children. Peaks between two ticks are not seen; mprof says so when it falls
+ * back to this backend.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -84,10 +88,86 @@ static int p_wait(struct mp_backend *b, int timeout_ms, struct mp_recorder *rec)
 	return 0;
 }
 
-static uint64_t rss_of(pid_t pid)
+/* Add up the "Pss:" lines, or psutil's USS: every "Private_*:" line (kB). */
+static uint64_t smaps_sum(const char *p, enum mp_proc_metric metric)
 {
-	uint64_t m[3];
+	uint64_t total = 0;
 
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		int want = metric == MP_METRIC_PSS ? !strncmp(p, "Pss:", 4) : !strncmp(p, "Private_", 8);
+
+		if (want) {
+			const char *v = strchr(p, ':');
+			uint64_t kb = 0;
+
+			for (v = v ? v + 1 : p; *v == ' ' || *v == '\t'; v++)
+				;
+			for (; *v >= '0' && *v <= '9'; v++)
+				kb = kb * 10 + (uint64_t)(*v - '0');
+			total += kb * 1024;
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return total;
+}
+
+int mp_proc_smaps(pid_t pid, enum mp_proc_metric metric, uint64_t *out)
+{
+	char path[64], *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* Linux < 4.14 has no rollup (a gone process has neither) */
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 >= cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb = realloc(buf, ncap);
+
+			if (!nb) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno == ESRCH ? -ESRCH : -errno;
+			goto cleanup;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = smaps_sum(buf, metric);
+cleanup:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+static uint64_t mem_of(const struct pbackend *p, pid_t pid)
+{
+	uint64_t m[3], v;
+
+	if (p->opts.metric != MP_METRIC_RSS)
+		return mp_proc_smaps(pid, p->opts.metric, &v) ? 0 : v;
 	if (mp_proc_rss(pid, m))
 		return 0;
 	return m[0] + m[1] + m[2];
@@ -101,7 +181,7 @@ static int p_tick(struct mp_backend *b, pid_t root, unsigned int group, struct m
 	int err = 0;
 
 	(void)group;
-	total = rss_of(root);
+	total = mem_of(p, root);
 	if (p->opts.include_children || p->opts.multiprocess) {
 		p->npids = 0;
 		err = add_children(p, root);
@@ -109,7 +189,7 @@ static int p_tick(struct mp_backend *b, pid_t root, unsigned int group, struct m
 		for (size_t i = 0; i < p->npids && !err; i++)
 			err = add_children(p, p->pids[i]);
 		for (size_t i = 0; i < p->npids && !err; i++) {
-			uint64_t v = rss_of(p->pids[i]);
+			uint64_t v = mem_of(p, p->pids[i]);
 
 			if (p->opts.include_children)
 				total += v;
@@ -156,7 +236,9 @@ int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *
 		return -ENOMEM;
 	p->opts = *opts;
 	p->base.name = "proc";
-	p->base.method = "/proc polling";
+	p->base.method = opts->metric == MP_METRIC_RSS ? "/proc polling"
+			 : opts->metric == MP_METRIC_PSS ? "/proc/PID/smaps_rollup polling (PSS)"
+							  : "/proc/PID/smaps_rollup polling (USS)";
 	p->base.track = p_track;
 	p->base.wait = p_wait;
 	p->base.tick = p_tick;
