@@ -31,14 +31,18 @@ static long ev_local;
 static long ev_global;
 
 /* Whether the jump at byte offset `from` of a code object stays on one
- * line: the last two answers per thread (a loop asks the same each time). */
+ * line: the last two answers per thread (a loop asks the same each time).
+ * A code object switched off may be freed and its address reused: the
+ * generation, bumped then, retires every thread's answers. */
 struct jump_memo {
 	const void *code;
 	long from, to;
+	unsigned long gen;
 	int line;		/* of `to`; -1: the jump leaves its line */
 };
 static _Thread_local struct jump_memo jmemo[2];
 static _Thread_local int jmemo_next;
+static unsigned long jmemo_gen = 1;
 
 static PyObject *cb_start(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
@@ -141,7 +145,8 @@ static PyObject *cb_jump(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	if (to > from)
 		return disable();
 	for (i = 0; i < 2; i++)
-		if (jmemo[i].code == args[0] && jmemo[i].from == from && jmemo[i].to == to)
+		if (jmemo[i].code == args[0] && jmemo[i].from == from && jmemo[i].to == to &&
+		    jmemo[i].gen == jmemo_gen)
 			m = &jmemo[i];
 	if (!m) {
 		m = &jmemo[jmemo_next];
@@ -149,6 +154,7 @@ static PyObject *cb_jump(PyObject *self, PyObject *const *args, Py_ssize_t n)
 		m->code = args[0];
 		m->from = from;
 		m->to = to;
+		m->gen = jmemo_gen;
 		line = PyCode_Addr2Line((PyCodeObject *)args[0], (int)to);
 		m->line = line == PyCode_Addr2Line((PyCodeObject *)args[0], (int)from) ? line : -1;
 	}
@@ -307,6 +313,7 @@ int mp_trace_code_on(PyObject *code)
 
 int mp_trace_code_off(PyObject *code)
 {
+	jmemo_gen++;
 	if (tool_id < 0)
 		return 0;
 	return set_local(code, 0);

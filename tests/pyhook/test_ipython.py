@@ -36,6 +36,8 @@ r
 y = bytearray(50 * 2 ** 20)
 
 
+import subprocess, sys
+%memit -c -t2 -i0.01 subprocess.run([sys.executable, '-c', 'import time; x = b"x" * (60 * 2 ** 20); time.sleep(0.3)'])
 print('END')
 '''
 
@@ -126,9 +128,10 @@ def test_magics_in_ipython(py, tmp_path, tmp_path_factory):
     res = re.search(r"RESULT <MemitResult : peak memory: [\d.]+ MiB, increment: ([\d.]+) MiB> "
                     r"3 3 0.01 None False", text)
     assert res and abs(float(res.group(1)) - 38.15) < 1.0, text
-    assert len(lines) == 4                # -q printed nothing; `r` shows its repr
+    assert len(lines) == 5                # -q printed nothing; `r` shows its repr
     assert abs(float(lines[2][1]) - float(res.group(1))) < 0.01
     assert abs(float(lines[3][1]) - 50.0) < 1.0          # the cell, not its setup line
+    assert float(lines[4][1]) > 55                       # -c: the child's 60 MiB
 
 
 @needs_061
@@ -152,7 +155,7 @@ def test_magics_beside_061_in_debian_ipython(tmp_path):
     for src in ('b = [2]', 'c = [3]', 'p.stdout.readline()'):
         assert shape(ours, src) == shape(theirs, src), src
     # the same lines, but 0.61's repr() of a MemitResult is object's (IPython shows both alike)
-    assert len(MEMIT.findall(ours)) == 4 and len(MEMIT.findall(theirs)) == 3
+    assert len(MEMIT.findall(ours)) == 5 and len(MEMIT.findall(theirs)) == 4
     assert re.search(r'RESULT <memory_profiler.MemitResult object at 0x[0-9a-f]+> '
                      r'3 3 0.01 None False', theirs), theirs
     assert 'Could not find file' in theirs and 'Could not find file' not in ours
