@@ -3,7 +3,9 @@
 
 In Debian's ipython3 (the only IPython with 0.61 beside it), N alternated rounds of one IPython
 session per tool, each timing, in the same process:
-  %memit   -q [0] * (10 ** 7)        against exec() of the statement alone;
+  %memit   -q [0] * (10 ** 7)        against exec() of the statement alone (a 76 MiB list);
+  %memit   -q sum(range(10 ** 5))    the same for a statement that allocates nothing: the
+                                     magic's own cost;
   %mprun   -f my_func my_func()       (examples/seed.py) against calling my_func() alone.
 Figures: median seconds and the median of per-round ratios to the plain run. The increments the
 magics report are printed too, to show what each measured.
@@ -29,6 +31,9 @@ del builtins.profile
 STMT = '[0] * (10 ** 7)'
 t0 = time.perf_counter(); exec(STMT); print('TIME plain_memit', time.perf_counter() - t0)
 t0 = time.perf_counter(); r = get_ipython().run_line_magic('memit', '-o -q ' + STMT); print('TIME memit', time.perf_counter() - t0); print('INC memit', max(r.mem_usage) - r.baseline)
+SMALL = 'sum(range(10 ** 5))'
+t0 = time.perf_counter(); exec(SMALL); print('TIME plain_memitsmall', time.perf_counter() - t0)
+t0 = time.perf_counter(); r = get_ipython().run_line_magic('memit', '-o -q ' + SMALL); print('TIME memitsmall', time.perf_counter() - t0)
 t0 = time.perf_counter(); my_func(); print('TIME plain_mprun', time.perf_counter() - t0)
 t0 = time.perf_counter(); get_ipython().run_line_magic('mprun', '-f my_func my_func()'); print('TIME mprun', time.perf_counter() - t0)
 '''
@@ -46,7 +51,7 @@ def session(pythonpath):
     out = {}
     for m in re.finditer(r"(TIME|INC) (\w+) ([-\d.e]+)", p.stdout):
         out[(m.group(1), m.group(2))] = float(m.group(3))
-    if len(out) != 5:
+    if len(out) != 7:
         sys.exit("bench: the IPython session failed:\n" + p.stdout[-2000:] + p.stderr[-2000:])
     return out
 
@@ -82,13 +87,15 @@ def main():
                 print(n, res[n][-1], flush=True)
     lines = ["| magic | plain (s) | ours (s) | ours, ratio | memory_profiler 0.61 (s) | 0.61, ratio "
              "| increment reported: ours / 0.61 (MiB) |", "|---|---|---|---|---|---|---|"]
-    for magic in ("memit", "mprun"):
+    labels = {"memit": "%memit [0] * (10 ** 7)", "memitsmall": "%memit sum(range(10 ** 5))",
+              "mprun": "%mprun -f my_func my_func()"}
+    for magic in ("memit", "memitsmall", "mprun"):
         plain = statistics.median(s[("TIME", "plain_" + magic)] for n in names for s in res[n])
-        row = ["%%%s" % magic, "%.3f" % plain]
+        row = [labels[magic], "%.4f" % plain]
         for n in names:
             t = [s[("TIME", magic)] for s in res[n]]
             ratio = [s[("TIME", magic)] / s[("TIME", "plain_" + magic)] for s in res[n]]
-            row += ["%.3f" % statistics.median(t), "%.1fx" % statistics.median(ratio)]
+            row += ["%.4f" % statistics.median(t), "%.1fx" % statistics.median(ratio)]
         if magic == "memit":
             row.append(" / ".join("%.2f" % statistics.median(s[("INC", "memit")] for s in res[n])
                                   for n in names))
@@ -98,9 +105,9 @@ def main():
     text = "\n".join(lines) + "\n"
     print(text)
     with open(a.out, "w") as f:
-        f.write("Median of %d alternated rounds, Debian's ipython3 (%s), %%memit -q [0] * (10 ** 7) "
-                "and %%mprun -f my_func my_func() of examples/seed.py; ratio: the median of "
-                "per-round ratios to the plain statement.\n\n%s" % (
+        f.write("Median of %d alternated rounds, Debian's ipython3 (%s); my_func is "
+                "examples/seed.py's; ratio: the median of per-round ratios to the plain "
+                "statement.\n\n%s" % (
                     a.rounds, subprocess.run([IPYTHON, "-c", "import IPython; print("
                                               "IPython.__version__)"], capture_output=True,
                                              text=True).stdout.strip(), text))

@@ -381,7 +381,7 @@ def memory_usage(proc=-1, interval=.1, timeout=None, timestamps=False,
     A callable (f, (f, args) or (f, args, kw)) is called exactly once while a
     thread samples; with max_usage the kernel's high-water mark (reset before
     the call) is reported for RSS, tracemalloc's peak for tracemalloc, so a
-    spike between samples is not lost. A pid or Popen gets round(timeout /
+    spike between samples is not lost (and no thread is needed). A pid or Popen gets round(timeout /
     interval) samples (one without timeout; a Popen until it exits); with
     multiprocess each sample is [main, child1, ...]. With stream, the samples
     are written as MEM (and CHLD) lines of a .dat file and None is returned.
@@ -465,13 +465,14 @@ def _usage_of_call(call, interval, timestamps, include_children, max_usage, retv
     f, args, kw = call
     samples = []
     lock = threading.Lock()
-    tm_own = False
+    tm_own, tm_has_peak = False, False
     if backend == 'tracemalloc':
         import tracemalloc
         if not tracemalloc.is_tracing():
             tracemalloc.start()
             tm_own = True
-        if hasattr(tracemalloc, 'reset_peak'):
+        tm_has_peak = hasattr(tracemalloc, 'reset_peak')    # 3.9+
+        if tm_has_peak:
             tracemalloc.reset_peak()
     hwm_ok = backend in ('psutil', 'posix') and not include_children and _reset_hwm()
 
@@ -486,14 +487,20 @@ def _usage_of_call(call, interval, timestamps, include_children, max_usage, retv
         while not stop.wait(interval):
             sample()
 
+    # The peak from the kernel's high-water mark or tracemalloc needs no sampling in between.
+    exact_peak = max_usage and stream is None and (
+        hwm_ok or (backend == 'tracemalloc' and tm_has_peak))
     sample()
-    th = threading.Thread(target=sampler, daemon=True)
-    th.start()
+    th = None
+    if not exact_peak:
+        th = threading.Thread(target=sampler, daemon=True)
+        th.start()
     try:
         ret = f(*args, **kw)
     finally:
         stop.set()
-        th.join()
+        if th is not None:
+            th.join()
         sample()
         tm_peak = None
         if backend == 'tracemalloc':
@@ -584,7 +591,9 @@ def _mem_timer_class():
             self.pipe.send(self.mem_usage)
             self.pipe.send(self.n_measurements)
 
+    # pickled by reference (the spawn start method): memory_profiler.MemTimer finds it again
     MemTimer.__module__ = __name__
+    MemTimer.__qualname__ = 'MemTimer'
     _MemTimer = MemTimer
     return MemTimer
 
