@@ -70,7 +70,7 @@ struct mp_bind *mp_code_active(struct mp_code *mc)
 }
 
 /* The counters of `line` in tab, growing the array; NULL if impossible. */
-static struct mp_line *tab_line(struct mp_table *t, int line)
+static struct mp_line *tab_line_grow(struct mp_table *t, int line)
 {
 	if (line <= 0)
 		return NULL;
@@ -108,6 +108,15 @@ static struct mp_line *tab_line(struct mp_table *t, int line)
 		t->nlines = n;
 	}
 	return &t->lines[line - t->base];
+}
+
+static inline struct mp_line *tab_line(struct mp_table *t, int line)
+{
+	int i = line - t->base;
+
+	if (t->lines && i >= 0 && i < t->nlines)
+		return &t->lines[i];
+	return tab_line_grow(t, line);
 }
 
 static void line_open(struct mp_frame *fr, int line, uint64_t now, int count)
@@ -287,21 +296,31 @@ static struct mp_frame *frame_for(struct mp_tstate *ts, const void *id, PyObject
 	return &ts->v[ts->n - 1];
 }
 
+/* One more occurrence of the line open in fr (its counters exist: it was
+ * counted when it opened). */
+static inline void count_again(struct mp_frame *fr)
+{
+	struct mp_table *t = fr->tab;
+	int i = fr->line - t->base;
+
+	if (t->lines && i >= 0 && i < t->nlines)
+		t->lines[i].occ++;
+}
+
 void mp_on_line(struct mp_tstate *ts, const void *id, PyObject *code, int line)
 {
-	struct mp_frame *fr = frame_for(ts, id, code);
+	struct mp_frame *fr;
 	uint64_t now, pk;
 	int closed;
 
-	if (!fr)
+	if (ts->n && ts->v[ts->n - 1].id == id)
+		fr = &ts->v[ts->n - 1];
+	else if (!(fr = frame_for(ts, id, code)))
 		return;
 	if (line == fr->line) {
 		/* Another pass over the open line (a loop inside it): the same
 		 * span goes on, one more occurrence. */
-		struct mp_line *l = tab_line(fr->tab, line);
-
-		if (l)
-			l->occ++;
+		count_again(fr);
 		return;
 	}
 	now = mp_meter_now(fr->mk);
@@ -315,7 +334,6 @@ void mp_on_line(struct mp_tstate *ts, const void *id, PyObject *code, int line)
 void mp_on_same_line(struct mp_tstate *ts, const void *id, int line)
 {
 	struct mp_frame *fr;
-	struct mp_line *l;
 
 	if (!ts->n || (fr = &ts->v[ts->n - 1])->id != id)
 		return;
@@ -323,9 +341,7 @@ void mp_on_same_line(struct mp_tstate *ts, const void *id, int line)
 		mp_on_line(ts, id, fr->code, line);
 		return;
 	}
-	l = tab_line(fr->tab, line);
-	if (l)
-		l->occ++;
+	count_again(fr);
 }
 
 void mp_on_exit(struct mp_tstate *ts, const void *id, enum mp_exit_kind kind,
@@ -343,9 +359,13 @@ void mp_on_exit(struct mp_tstate *ts, const void *id, enum mp_exit_kind kind,
 		pop_top(ts);
 	line = ts->v[i].line;
 	prof = ts->v[i].prof;
+	if (!prof->max_mem || kind != MP_EXIT_RETURN) {
+		pop_top(ts);
+		return;
+	}
 	Py_INCREF(prof);	/* pop_top drops the frame's reference */
 	pk = pop_top(ts);
-	if (kind == MP_EXIT_RETURN && prof->max_mem && line > 0 && pk >= prof->max_mem)
+	if (line > 0 && pk >= prof->max_mem)
 		max_mem_hit(prof, pk, line, "return", retval);
 	Py_DECREF(prof);
 }
