@@ -52,10 +52,11 @@ CODE_MAP = '''
         use_some_memory = [1] * (10 ** 6)
 
     def loop_incr():
+        # above 32 MiB (glibc's largest mmap threshold): always new memory
         a = []
-        b = [2] * (2 * 10 ** 6)
+        b = [2] * (5 * 10 ** 6)
         for i in range(3):
-            c = [2] * (2 * 10 ** 6)
+            c = [2] * (5 * 10 ** 6)
             a.append(c)
 
     def decr():
@@ -116,8 +117,8 @@ LOGFILE = '''
 
     @profile
     def f():
-        a = [1] * (10 ** 6)
-        b = [2] * (2 * 10 ** 6)
+        a = [1] * (5 * 10 ** 6)
+        b = [2] * (6 * 10 ** 6)
         del b
         return a
 
@@ -138,13 +139,13 @@ def _logged(runner, tmp_path, flag):
 
 def _mask(recs):
     import re
-    return [re.sub(r'-?\d+\.\d MiB', 'N MiB', x) for x in recs]
+    return [re.sub(r' +-?\d+\.\d MiB', ' N MiB', x) for x in recs]
 
 
 def test_logfile_reports_to_logging(py, tmp_path):
     everything = _logged(lambda a: run(py, a, cwd=str(tmp_path)), tmp_path, 0)
     text = ''.join(everything)
-    assert text.startswith('Filename: ') and 'a = [1] * (10 ** 6)' in text
+    assert text.startswith('Filename: ') and 'a = [1] * (5 * 10 ** 6)' in text
     assert len([x for x in everything if 'MiB' in x]) == 5      # one record per row written
     only = _logged(lambda a: run(py, a, cwd=str(tmp_path)), tmp_path, 1)
     assert any(x.startswith('Filename: ') for x in only)

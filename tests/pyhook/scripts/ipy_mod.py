@@ -1,4 +1,5 @@
-# Functions for %mprun in the IPython tests: the seed's, and one that holds a child process.
+# Functions for %mprun in the IPython tests: the seed's, one more, and one that holds a
+# child process. Sizes above 32 MiB (glibc's largest mmap threshold) are always new memory.
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ def my_func():
 
 
 def other():
-    c = [3] * (2 * 10 ** 6)
+    c = [3] * (5 * 10 ** 6)
     return c
 
 
