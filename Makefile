@@ -7,7 +7,8 @@
 #   make asan       unit tests under AddressSanitizer/UBSan
 #   make valgrind   unit tests under valgrind
 #   make bench      the overhead benchmark (bench/README.md)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (mprof, its man pages, and the
+#                   memory_profiler package for every Python in PYTHONS)
 #   make V=1        show the commands
 
 .DELETE_ON_ERROR:
@@ -22,6 +23,8 @@ PYTHON   ?= python3
 # The interpreter that runs the test suites (Debian's, which has pytest).
 TESTPY   ?= /usr/bin/python3
 PREFIX   ?= /usr/local
+# The release, for the package metadata and the man pages (mprof/main.c has its own copy).
+MPROF_VERSION ?= 0.1.0
 BINDIR   ?= $(PREFIX)/bin
 ARCH     ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
@@ -85,7 +88,7 @@ DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
 	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux \
-	chromium
+	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -158,6 +161,7 @@ TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/live.mk
 -include tests/pyframe.mk
 -include pyhook/pyhook.mk
+-include mprof/man/man.mk
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -193,17 +197,14 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(TESTPY) bench/bench_run.py --mprof $(abspath $(MPROF))
 
-# The CPython hook goes where mprof looks for it: <bindir>/../lib/mprof-bpf/python.
-PYLIBDIR ?= $(PREFIX)/lib/mprof-bpf/python
-
+# The CPython hook (pyhook/pyhook.mk) and the manual pages (mprof/man/man.mk)
+# add their own steps to install and uninstall.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYLIBDIR)/memory_profiler
+	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MPROF) $(DESTDIR)$(BINDIR)/mprof
-	install -m 0644 $(OUT)/python/memory_profiler/* $(DESTDIR)$(PYLIBDIR)/memory_profiler/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mprof
-	rm -rf $(DESTDIR)$(PYLIBDIR)
 
 clean:
 	rm -rf $(OUT)

@@ -8,12 +8,17 @@ For each interpreter and workload (bench/pyhook_loop.py), N alternated rounds of
   memory_profiler  Debian's python3-memory-profiler (only for Debian's /usr/bin/python3);
   floor            our hook with MPROF_HOOK_NOOP=1: line events reach its C callback, which
                    returns at once; what the interpreter charges for delivering them.
+With --compare DIR (another build's python/ folder, e.g. of an earlier commit), two more:
+  page             our hook reading a page like the loader's (a memfd, no BPF behind it: the
+                   per-line cost of the kernel-page path without root);
+  page, DIR        the same with the other build, alternated with it.
 The figure is the median of per-round ratios of the profiled section's own time to the plain run.
 """
 import argparse
 import glob
 import os
 import statistics
+import struct
 import subprocess
 import sys
 
@@ -21,8 +26,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "bench", "pyhook_loop.py")
 
 
+def fake_page():
+    """A page like the loader's (bpf/mprof.h layout header), that the hook maps read-write."""
+    fd = os.memfd_create("mprof-rss", 0)
+    os.ftruncate(fd, 4096)
+    os.pwrite(fd, struct.pack("IIII", 0x5352504D, 1, 64, 0), 0)
+    return fd
+
+
 def elapsed(cmd, env=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    fds = ()
+    if env and "MPROF_RSS_FD" in env:
+        fds = (int(env["MPROF_RSS_FD"]),)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, pass_fds=fds)
     if p.returncode != 0:
         sys.exit("bench: %s failed: %s" % (" ".join(cmd), p.stderr.strip()[-500:]))
     lines = [l for l in p.stderr.splitlines() if l.startswith("elapsed ")]
@@ -53,12 +69,15 @@ def main():
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--mprof", default=os.path.join(ROOT, "build", "mprof"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_pyhook.md"))
+    ap.add_argument("--compare", metavar="DIR", help="another build's python/ folder")
+    ap.add_argument("--pythons", nargs="*", help="interpreters (default: Debian's, pyenv 3.11-3.13)")
     a = ap.parse_args()
+    page = fake_page() if a.compare else None
     ours_env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(a.mprof), "python"))
     orig_env = dict(os.environ)
     orig_env.pop("PYTHONPATH", None)
     rows = []
-    for py in pythons():
+    for py in a.pythons or pythons():
         for work in ("hot", "thin"):
             args = [SCRIPT, work, str(a.n)]
             modes = {
@@ -72,6 +91,12 @@ def main():
                                     "memory_profiler"] + args, None)
             if py == "/usr/bin/python3":
                 modes["memory_profiler"] = ([py, "-m", "memory_profiler"] + args, orig_env)
+            if page is not None:
+                modes["page"] = ([py, "-m", "memory_profiler"] + args,
+                                 dict(ours_env, MPROF_RSS_FD=str(page)))
+                modes["page, other"] = ([py, "-m", "memory_profiler"] + args,
+                                        dict(ours_env, MPROF_RSS_FD=str(page),
+                                             PYTHONPATH=os.path.abspath(a.compare)))
             ratios = {m: [] for m in modes if m != "plain"}
             plain = []
             names = list(modes)
@@ -84,13 +109,16 @@ def main():
             rows.append((version(py), py.startswith("/usr/bin"), work, statistics.median(plain),
                          {m: statistics.median(v) for m, v in ratios.items()}))
             print(rows[-1], flush=True)
+    cmp_cols = ["page", "page, other"] if page is not None else []
     lines = ["| Python | workload | plain (s) | ours, kernel page | ours, statm | floor: no-op C callback "
-             "| memory_profiler 0.61 |", "|---|---|---|---|---|---|---|"]
+             "| memory_profiler 0.61 |" + "".join(" ours, %s |" % c.replace("other", "--compare build")
+                                                 for c in cmp_cols),
+             "|---|---|---|---|---|---|---|" + "---|" * len(cmp_cols)]
     for ver, deb, work, plain, rt in rows:
         fmt = lambda m: "%.2fx" % rt[m] if m in rt else "-"  # noqa: E731
         lines.append("| %s%s | %s | %.3f | %s | %s | %s | %s |" % (
             ver, " (Debian)" if deb else "", work, plain, fmt("kernel"), fmt("statm"),
-            fmt("floor"), fmt("memory_profiler")))
+            fmt("floor"), fmt("memory_profiler")) + "".join(" %s |" % fmt(c) for c in cmp_cols))
     text = "\n".join(lines) + "\n"
     print(text)
     with open(a.out, "w") as f:

@@ -24,8 +24,9 @@ const char rec_opts_help[] =
 	"  -t, --timeout SEC      stop recording after SEC seconds (at most 31536000); the\n"
 	"                         process is not stopped\n"
 	"  -o, --output FILE      save to file instead of mprofile_<YYYYMMDDhhmmss>.dat\n"
-	"  --backend NAME         kernel (default: BPF, every peak) or proc (polling /proc);\n"
-	"                         memory_profiler's psutil and posix mean proc\n"
+	"  --backend NAME         kernel (default: BPF, every peak), proc (polling /proc),\n"
+	"                         psutil_pss or psutil_uss (polling smaps_rollup for PSS or\n"
+	"                         USS); memory_profiler's psutil and posix mean proc\n"
 	"  --granularity MIB      smallest swing recorded between ticks, from 0.001 to 1048576\n"
 	"                         (default 1 MiB)\n"
 	"  --rss-tracepoint       kernel backend: use the classic rss_stat tracepoint\n"
@@ -87,10 +88,15 @@ int rec_opt(struct rec_opts *o, int c, const char *arg)
 		o->output = arg;
 		return 1;
 	case REC_OPT_BACKEND:
+		if (!strcmp(arg, "tracemalloc")) {
+			p_err("backend 'tracemalloc' measures the Python heap from inside the program: "
+			      "use python -m memory_profiler --backend tracemalloc SCRIPT");
+			return -1;
+		}
 		if (strcmp(arg, "kernel") && strcmp(arg, "proc") && strcmp(arg, "psutil") &&
-		    strcmp(arg, "posix")) {
-			p_err("unknown backend '%s': expected kernel or proc (psutil and posix mean "
-			      "proc)",
+		    strcmp(arg, "posix") && strcmp(arg, "psutil_pss") && strcmp(arg, "psutil_uss")) {
+			p_err("unknown backend '%s': expected kernel, proc, psutil_pss or psutil_uss "
+			      "(psutil and posix mean proc)",
 			      arg);
 			return -1;
 		}
@@ -180,6 +186,12 @@ int rec_backend(const struct rec_opts *o, struct mp_backend **out)
 		p_info("kernel backend unavailable (%s): polling /proc every %gs instead, "
 		       "peaks between samples can be missed",
 		       why ? why : strerror(-err), o->interval);
+	} else if (!strcmp(o->backend, "psutil_pss") || !strcmp(o->backend, "psutil_uss")) {
+		/* shares and ownership of pages need smaps' page walk: the kernel backend counts RSS */
+		bo.metric = !strcmp(o->backend, "psutil_pss") ? MP_METRIC_PSS : MP_METRIC_USS;
+		p_info("the kernel backend measures RSS only: polling /proc/PID/smaps_rollup for %s "
+		       "every %gs, peaks between samples can be missed",
+		       bo.metric == MP_METRIC_PSS ? "PSS" : "USS", o->interval);
 	}
 	err = mp_backend_proc__new(out, &bo);
 	if (err)

@@ -20,6 +20,7 @@
 #include "hook.h"
 #include <structmember.h>
 #include "funcpipe.h"
+#include "meter.h"
 #include "probes.h"
 #include "rss.h"
 #include "trace.h"
@@ -194,10 +195,22 @@ static int profiler_init(ProfilerObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "include_children", "backend", "max_mem", NULL };
 	PyObject *children = NULL, *backend = NULL, *max_mem = Py_None;
+	int with_children = 0, mk;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:Profiler", kwlist, &children,
 					 &backend, &max_mem))
 		return -1;
+	if (children && (with_children = PyObject_IsTrue(children)) < 0)
+		return -1;
+	mk = mp_meter_parse(backend, with_children);
+	if (mk < 0)
+		return -1;
+	if (self->ntabs && mk != self->mk) {
+		/* the recorded numbers would mix units */
+		PyErr_SetString(PyExc_RuntimeError, "cannot change the backend of a profiler in use");
+		return -1;
+	}
+	self->mk = mk;
 	self->max_mem = 0;
 	if (max_mem != Py_None) {
 		double m = PyFloat_AsDouble(max_mem);
@@ -491,6 +504,51 @@ fail:
 	return NULL;
 }
 
+/* tables() -> [(code, filename, first, nsrc, [(line, inc, peak, occ), ...])] in
+ * bytes, for every registered function in registration order, measured or not. */
+static PyObject *profiler_tables(ProfilerObject *self, PyObject *unused)
+{
+	PyObject *out = PyList_New(0);
+	int i, j;
+
+	(void)unused;
+	if (!out)
+		return NULL;
+	for (i = 0; i < self->ntabs; i++) {
+		struct mp_table *t = self->tabs[i];
+		PyObject *rows = PyList_New(0), *item;
+
+		if (!rows)
+			goto fail;
+		for (j = 0; j < t->nlines; j++) {
+			struct mp_line *l = &t->lines[j];
+			PyObject *row;
+
+			if (!l->occ)
+				continue;
+			row = Py_BuildValue("(iLKK)", t->base + j, (long long)l->inc,
+					    (unsigned long long)l->peak,
+					    (unsigned long long)l->occ);
+			if (!row || PyList_Append(rows, row) < 0) {
+				Py_XDECREF(row);
+				Py_DECREF(rows);
+				goto fail;
+			}
+			Py_DECREF(row);
+		}
+		item = Py_BuildValue("(OOiiN)", t->code, t->filename, t->first, t->nsrc, rows);
+		if (!item || PyList_Append(out, item) < 0) {
+			Py_XDECREF(item);
+			goto fail;
+		}
+		Py_DECREF(item);
+	}
+	return out;
+fail:
+	Py_DECREF(out);
+	return NULL;
+}
+
 static int stream_write(PyObject *stream, PyObject *s)
 {
 	PyObject *r;
@@ -644,7 +702,8 @@ static PyGetSetDef profiler_getset[] = {
 	{ "enable_count", (getter)profiler_get_enable_count, NULL, "nesting of enable_by_count()", NULL },
 	{ "max_mem", (getter)profiler_get_max_mem, NULL, "--pdb-mmem threshold in MiB, or None", NULL },
 	{ "on_max_mem", (getter)profiler_get_on_max_mem, (setter)profiler_set_on_max_mem,
-	  "called as f(frame, mib) once when max_mem is reached", NULL },
+	  "called once as f(frame, mib, event, arg, line) when a line of frame reached "
+	  "max_mem ('line' before the next line runs, or 'return' with the value)", NULL },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -663,6 +722,9 @@ static PyMethodDef profiler_methods[] = {
 	  "stop listening to the registered functions (results are kept)" },
 	{ "results", (PyCFunction)profiler_results, METH_NOARGS,
 	  "[(filename, name, first, nsrc, [(line, inc_bytes, peak_bytes, occurrences)])]" },
+	{ "tables", (PyCFunction)profiler_tables, METH_NOARGS,
+	  "[(code, filename, first, nsrc, [(line, inc_bytes, peak_bytes, occurrences)])], "
+	  "every registered function" },
 	{ "show_results", (PyCFunction)(void (*)(void))profiler_show_results,
 	  METH_VARARGS | METH_KEYWORDS, "show_results(stream=None, precision=1)" },
 	{ NULL, NULL, 0, NULL },
@@ -861,6 +923,36 @@ static PyObject *mod_rss_bytes(PyObject *m, PyObject *args)
 	return PyLong_FromUnsignedLongLong(res * rss_g.page_size);
 }
 
+/* PSS or USS in bytes of pid (-1: this process), from smaps_rollup. */
+static PyObject *mod_smaps_bytes(PyObject *m, PyObject *args)
+{
+	long pid = -1;
+	const char *what;
+	uint64_t v;
+	int kind, err;
+
+	(void)m;
+	if (!PyArg_ParseTuple(args, "ls:smaps_bytes", &pid, &what))
+		return NULL;
+	if (!strcmp(what, "pss")) {
+		kind = MP_METER_PSS;
+	} else if (!strcmp(what, "uss")) {
+		kind = MP_METER_USS;
+	} else {
+		PyErr_Format(PyExc_ValueError, "smaps_bytes: expected 'pss' or 'uss', not '%s'", what);
+		return NULL;
+	}
+	err = mp_smaps_read(pid < 0 ? 0 : pid, kind, &v);
+	if (err < 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup", pid < 0 ? (long)getpid() : pid);
+		errno = -err;
+		return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+	}
+	return PyLong_FromUnsignedLongLong((unsigned long long)v);
+}
+
 static PyObject *mod_rss_source(PyObject *m, PyObject *unused)
 {
 	static const char *names[] = { "none", "statm", "kernel" };
@@ -960,6 +1052,8 @@ static PyObject *mod_probes_enabled(PyObject *m, PyObject *unused)
 static PyMethodDef mod_methods[] = {
 	{ "rss_bytes", mod_rss_bytes, METH_VARARGS,
 	  "rss_bytes(pid=-1): resident set size in bytes" },
+	{ "smaps_bytes", mod_smaps_bytes, METH_VARARGS,
+	  "smaps_bytes(pid, 'pss'|'uss'): proportional or unique set size in bytes (-1: this process)" },
 	{ "rss_source", mod_rss_source, METH_NOARGS,
 	  "rss_source() -> (kind, kernel_exact, why_not_exact)" },
 	{ "func_entry", mod_func_entry, METH_VARARGS, "func_entry(id, line, name): USDT mprof:func_entry" },

@@ -6,14 +6,22 @@
  *    own, never another frame's;
  *  - a line's execution runs from its LINE event to the next event that
  *    ends it (next LINE, return, yield, unwind) in the same frame; its
- *    Increment is the RSS change across that span, minus what lines of the
- *    same table (recursion, nested comprehensions) already charged inside
- *    it, so a table's increments add up to its outermost frames' net change;
- *    lines calling *other* profiled functions keep what the callee left
- *    behind;
- *  - its Mem usage is the highest RSS seen during the span, callees
- *    included (peaks are folded into the parent frame when a child line
- *    ends).
+ *    Increment is the change of the profiler's meter (meter.h: RSS by
+ *    default) across that span, minus what lines of the same table
+ *    (recursion, nested comprehensions) already charged inside it, so a
+ *    table's increments add up to its outermost frames' net change; lines
+ *    calling *other* profiled functions keep what the callee left behind;
+ *  - the first row (co_firstlineno: the decorator or def line) also gets the
+ *    memory at entry of each outermost call, less what the table's previous
+ *    outermost call left at its exit, as memory_profiler 0.61 shows it; so
+ *    all the increments of a table add up to the memory at its last exit;
+ *  - its Mem usage is the highest value seen during the span, callees
+ *    included (peaks are folded into the nearest enclosing frame of the same
+ *    meter when a child line ends);
+ *  - Occurrences count what 0.61's sys.settrace tracer counts: one per frame
+ *    segment start (call or resumption, charged to the line it starts on) and
+ *    one per line event, including a backward jump to the same line (a loop
+ *    inside one line: comprehensions, generator expressions).
  */
 #ifndef MPROF_HOOK_H
 #define MPROF_HOOK_H
@@ -70,6 +78,8 @@ struct mp_table {
 	int nlines;
 	struct mp_line *lines;
 	uint64_t hits;
+	uint64_t last_exit;	/* meter value when an outermost frame of the
+				 * table last ended (0: never) */
 };
 
 typedef struct mp_profiler {
@@ -78,8 +88,9 @@ typedef struct mp_profiler {
 	int ntabs, captabs;
 	PyObject *codes;	/* list: every code object bound to a table */
 	long enable_count;
+	int mk;			/* meter (meter.h): backend and include_children */
 	uint64_t max_mem;	/* --pdb-mmem threshold in bytes, 0 = off */
-	PyObject *on_max_mem;	/* callable(frame, mib) */
+	PyObject *on_max_mem;	/* callable(frame, mib, event, arg, line) */
 	PyObject *weakrefs;
 } ProfilerObject;
 
@@ -105,8 +116,8 @@ struct mp_frame {
 	int line;		/* open line, -1 none */
 	int same_parent;	/* index of the nearest enclosing frame of the
 				 * same table on this stack, -1 none */
-	int swallow;		/* ignore one LINE event for `line` (resume) */
-	uint64_t start;		/* RSS when the open line started */
+	int mk;			/* the profiler's meter */
+	uint64_t start;		/* meter value when the open line started */
 	uint64_t acc_peak;	/* peak folded in from callees */
 	int64_t inner;		/* same-table charges inside the open line */
 };
@@ -135,10 +146,24 @@ struct mp_code *mp_code_lookup(PyObject *code);
 struct mp_bind *mp_code_active(struct mp_code *mc);
 
 /* The event core, shared by sys.monitoring and the C trace function. */
+/*
+ * mp_on_start - a frame of a bound code object starts (fresh: a call, at
+ * co_firstlineno) or resumes at `line` (a generator or coroutine; -1 when it
+ * is adopted mid-way and the line is unknown).
+ */
 void mp_on_start(struct mp_tstate *ts, const void *id, PyObject *code,
 		 struct mp_code *mc, int fresh, int line);
+/* mp_on_line - a line event (also a backward jump to the same line). */
 void mp_on_line(struct mp_tstate *ts, const void *id, PyObject *code, int line);
-void mp_on_exit(struct mp_tstate *ts, const void *id);
+/* mp_on_same_line - a backward jump to the open line of the top frame `id`:
+ * counts one occurrence without reading memory. */
+void mp_on_same_line(struct mp_tstate *ts, const void *id, int line);
+
+enum mp_exit_kind { MP_EXIT_RETURN, MP_EXIT_UNWIND };
+/* mp_on_exit - frame `id` returns or yields (retval borrowed, may be NULL)
+ * or is unwound by an exception. */
+void mp_on_exit(struct mp_tstate *ts, const void *id, enum mp_exit_kind kind,
+		PyObject *retval);
 void mp_flush_thread(struct mp_tstate *ts);
 
 #endif

@@ -5,12 +5,21 @@
 #   make pyhook                 build for every Python found
 #   make pyhook PYTHONS=python3.12
 #   make test-pyhook            tests/pyhook/ against every built Python
+#   make install                the package into $(PYLIBDIR), where mprof finds
+#                               it, and a .pth file naming that folder into the
+#                               site-packages of every interpreter in
+#                               INSTALL_PYTHONS (default: PYTHONS), so that
+#                               `import memory_profiler` works there as after
+#                               `pip install` (importlib.metadata included)
 
 PYHOOK_SRCS  := $(wildcard pyhook/*.c)
 PYHOOK_HDRS  := $(wildcard pyhook/*.h)
 PYHOOK_PKG   := $(wildcard pyhook/memory_profiler/*.py)
 PYHOOK_DIR   := $(OUT)/python/memory_profiler
 PYHOOK_STAMP := $(OUT)/pyhook/built.stamp
+# The package metadata: memory_profiler's API version, ours as a local label.
+PYHOOK_VERSION  := 0.61.0+mprofbpf.$(MPROF_VERSION)
+PYHOOK_DISTINFO := memory_profiler-$(PYHOOK_VERSION).dist-info
 
 # Debian's python3 and pyenv's 3.8-3.13, found when first needed (a
 # recursively expanded variable, so other targets never pay for it).
@@ -39,10 +48,39 @@ $(PYHOOK_STAMP): $(PYHOOK_SRCS) $(PYHOOK_HDRS) $(PYHOOK_PKG) pyhook/pyhook.mk \
 		'$(PYHOOK_CFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)' '$(EXTRA_LDFLAGS) $(LDFLAGS)' \
 		'$(PYHOOK_SRCS)' $(PYTHONS)
 	$(Q)cp $(PYHOOK_PKG) $(PYHOOK_DIR)/
+	$(Q)rm -rf $(OUT)/python/memory_profiler-*.dist-info
+	$(Q)sh pyhook/dist-info.sh '$(OUT)/python' '$(PYHOOK_VERSION)'
 	$(Q)touch $@
 
-test-pyhook: $(PYHOOK_STAMP)
+test-pyhook: $(PYHOOK_STAMP) $(MPROF)
 	$(Q)MPROF_PYTHONS='$(PYTHONS)' MPROF_PYTHONPATH='$(abspath $(OUT)/python)' \
+		MPROF='$(abspath $(MPROF))' MPROF_SRC='$(abspath .)' \
 		$(TESTPY) -m pytest -q -p no:cacheprovider tests/pyhook
+
+# ---- install ------------------------------------------------------------------
+# The package goes where mprof looks for it: <bindir>/../lib/mprof-bpf/python.
+PYLIBDIR ?= $(PREFIX)/lib/mprof-bpf/python
+INSTALL_PYTHONS ?= $(PYTHONS)
+
+.PHONY: install-pyhook uninstall-pyhook
+install: install-pyhook
+install-pyhook: $(PYHOOK_STAMP)
+	install -d $(DESTDIR)$(PYLIBDIR)/memory_profiler $(DESTDIR)$(PYLIBDIR)/$(PYHOOK_DISTINFO)
+	install -m 0644 $(PYHOOK_DIR)/*.py $(PYHOOK_DIR)/*.so $(DESTDIR)$(PYLIBDIR)/memory_profiler/
+	install -m 0644 $(OUT)/python/$(PYHOOK_DISTINFO)/* $(DESTDIR)$(PYLIBDIR)/$(PYHOOK_DISTINFO)/
+	$(Q)for py in $(INSTALL_PYTHONS); do \
+		site=$$($$py -c 'import sysconfig; print(sysconfig.get_path("purelib"))') && [ -n "$$site" ] || { \
+			echo "install: cannot find the site-packages of '$$py'" >&2; exit 1; }; \
+		echo "install -d $(DESTDIR)$$site && echo $(PYLIBDIR) > $(DESTDIR)$$site/mprof-bpf.pth"; \
+		install -d "$(DESTDIR)$$site" && echo '$(PYLIBDIR)' > "$(DESTDIR)$$site/mprof-bpf.pth" || exit 1; \
+	done
+
+uninstall: uninstall-pyhook
+uninstall-pyhook:
+	$(Q)for py in $(INSTALL_PYTHONS); do \
+		site=$$($$py -c 'import sysconfig; print(sysconfig.get_path("purelib"))') && \
+		rm -f "$(DESTDIR)$$site/mprof-bpf.pth"; \
+	done
+	rm -rf $(DESTDIR)$(PYLIBDIR)
 
 TEST_SUITES += test-pyhook

@@ -1,10 +1,13 @@
 /* trace.c - how events reach the core.
  *
- * 3.12+: sys.monitoring (PEP 669). PY_START, PY_RESUME, PY_RETURN, PY_YIELD
- * and LINE are local events, switched on only for the code objects of
- * decorated functions, so undecorated code runs at full speed. PY_UNWIND
- * and PY_THROW cannot be local; they are switched on once and cost a
- * pointer lookup per unwound frame.
+ * 3.12+: sys.monitoring (PEP 669). PY_START, PY_RESUME, PY_RETURN, PY_YIELD,
+ * LINE, JUMP and BRANCH are local events, switched on only for the code
+ * objects of decorated functions, so undecorated code runs at full speed.
+ * PY_UNWIND and PY_THROW cannot be local; they are switched on once and cost
+ * a pointer lookup per unwound frame. JUMP and BRANCH are there to count a
+ * backward jump to the same line as sys.settrace (and so 0.61) counts it; any
+ * other jump disables its own location on first sight, so a loop over
+ * several lines pays for it once, not per iteration.
  *
  * <= 3.11: a C trace function (PyEval_SetTrace) installed on a thread only
  * while a profiled call runs on it; frames of undecorated code get
@@ -23,8 +26,23 @@
 
 static int tool_id = -1;
 static PyObject *mon;		/* sys.monitoring */
+static PyObject *mon_disable;	/* sys.monitoring.DISABLE */
 static long ev_local;
 static long ev_global;
+
+/* Whether the jump at byte offset `from` of a code object stays on one
+ * line: the last two answers per thread (a loop asks the same each time).
+ * A code object switched off may be freed and its address reused: the
+ * generation, bumped then, retires every thread's answers. */
+struct jump_memo {
+	const void *code;
+	long from, to;
+	unsigned long gen;
+	int line;		/* of `to`; -1: the jump leaves its line */
+};
+static _Thread_local struct jump_memo jmemo[2];
+static _Thread_local int jmemo_next;
+static unsigned long jmemo_gen = 1;
 
 static PyObject *cb_start(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
@@ -77,14 +95,75 @@ static PyObject *cb_line(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	Py_RETURN_NONE;
 }
 
-/* PY_RETURN, PY_YIELD, PY_UNWIND: the frame segment ends. */
+/* PY_RETURN, PY_YIELD: the frame segment ends (args: code, offset, value). */
 static PyObject *cb_exit(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	struct mp_tstate *ts = mp_tls;
 
 	(void)self;
 	if (n >= 1 && ts && ts->n)
-		mp_on_exit(ts, args[0]);
+		mp_on_exit(ts, args[0], MP_EXIT_RETURN, n >= 3 ? args[2] : NULL);
+	Py_RETURN_NONE;
+}
+
+/* PY_UNWIND: an exception leaves the frame. */
+static PyObject *cb_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+	struct mp_tstate *ts = mp_tls;
+
+	(void)self;
+	if (n >= 1 && ts && ts->n)
+		mp_on_exit(ts, args[0], MP_EXIT_UNWIND, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *disable(void)
+{
+	Py_INCREF(mon_disable);
+	return mon_disable;
+}
+
+/* JUMP, BRANCH (args: code, from, to, byte offsets). sys.settrace reports a
+ * backward jump within one line as a line event; so do we. Any other jump
+ * never matters to us: its location is switched off for good. */
+static PyObject *cb_jump(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+	struct mp_tstate *ts;
+	struct jump_memo *m = NULL;
+	long from, to;
+	int i, line;
+
+	(void)self;
+	if (n < 3)
+		Py_RETURN_NONE;
+	from = PyLong_AsLong(args[1]);
+	to = PyLong_AsLong(args[2]);
+	if ((from == -1 || to == -1) && PyErr_Occurred()) {
+		PyErr_Clear();
+		Py_RETURN_NONE;
+	}
+	if (to > from)
+		return disable();
+	for (i = 0; i < 2; i++)
+		if (jmemo[i].code == args[0] && jmemo[i].from == from && jmemo[i].to == to &&
+		    jmemo[i].gen == jmemo_gen)
+			m = &jmemo[i];
+	if (!m) {
+		m = &jmemo[jmemo_next];
+		jmemo_next ^= 1;
+		m->code = args[0];
+		m->from = from;
+		m->to = to;
+		m->gen = jmemo_gen;
+		line = PyCode_Addr2Line((PyCodeObject *)args[0], (int)to);
+		m->line = line == PyCode_Addr2Line((PyCodeObject *)args[0], (int)from) ? line : -1;
+	}
+	if (m->line < 0)
+		return disable();
+	line = m->line;
+	ts = mp_tls;
+	if (ts && ts->n && !mp_noop_lines)
+		mp_on_same_line(ts, args[0], line);
 	Py_RETURN_NONE;
 }
 
@@ -93,6 +172,8 @@ static PyMethodDef cb_defs[] = {
 	{ "_mp_py_resume", (PyCFunction)(void (*)(void))cb_resume, METH_FASTCALL, NULL },
 	{ "_mp_line", (PyCFunction)(void (*)(void))cb_line, METH_FASTCALL, NULL },
 	{ "_mp_exit", (PyCFunction)(void (*)(void))cb_exit, METH_FASTCALL, NULL },
+	{ "_mp_unwind", (PyCFunction)(void (*)(void))cb_unwind, METH_FASTCALL, NULL },
+	{ "_mp_jump", (PyCFunction)(void (*)(void))cb_jump, METH_FASTCALL, NULL },
 };
 
 static long event_bit(PyObject *events, const char *name)
@@ -131,7 +212,7 @@ int mp_trace_setup(void)
 	 * insists on PROFILER_ID = 2 from 3.12 on) still works next to us. */
 	static const int ids[] = { 3, 4, 2 };
 	PyObject *sys = NULL, *events = NULL, *r;
-	long b[7];
+	long b[9];
 	size_t i;
 
 	if (tool_id >= 0)
@@ -169,18 +250,25 @@ int mp_trace_setup(void)
 	b[4] = event_bit(events, "LINE");
 	b[5] = event_bit(events, "PY_UNWIND");
 	b[6] = event_bit(events, "PY_THROW");
-	for (i = 0; i < 7; i++)
+	b[7] = event_bit(events, "JUMP");
+	b[8] = event_bit(events, "BRANCH");
+	for (i = 0; i < 9; i++)
 		if (b[i] < 0)
 			goto fail;
-	ev_local = b[0] | b[1] | b[2] | b[3] | b[4];
+	ev_local = b[0] | b[1] | b[2] | b[3] | b[4] | b[7] | b[8];
 	ev_global = b[5] | b[6];
+	mon_disable = PyObject_GetAttrString(mon, "DISABLE");
+	if (!mon_disable)
+		goto fail;
 	if (register_cb(events, "PY_START", &cb_defs[0]) ||
 	    register_cb(events, "PY_RESUME", &cb_defs[1]) ||
 	    register_cb(events, "PY_THROW", &cb_defs[1]) ||
 	    register_cb(events, "LINE", &cb_defs[2]) ||
 	    register_cb(events, "PY_RETURN", &cb_defs[3]) ||
 	    register_cb(events, "PY_YIELD", &cb_defs[3]) ||
-	    register_cb(events, "PY_UNWIND", &cb_defs[3]))
+	    register_cb(events, "PY_UNWIND", &cb_defs[4]) ||
+	    register_cb(events, "JUMP", &cb_defs[5]) ||
+	    register_cb(events, "BRANCH", &cb_defs[5]))
 		goto fail;
 	r = PyObject_CallMethod(mon, "set_events", "il", tool_id, ev_global);
 	if (!r)
@@ -198,6 +286,7 @@ fail:
 		mp_err_restore(saved);
 		tool_id = -1;
 	}
+	Py_CLEAR(mon_disable);
 	Py_CLEAR(mon);
 	return -1;
 }
@@ -224,6 +313,7 @@ int mp_trace_code_on(PyObject *code)
 
 int mp_trace_code_off(PyObject *code)
 {
+	jmemo_gen++;
 	if (tool_id < 0)
 		return 0;
 	return set_local(code, 0);
@@ -254,6 +344,7 @@ void mp_trace_teardown(void)
 	if (!r)
 		PyErr_Clear();
 	tool_id = -1;
+	Py_CLEAR(mon_disable);
 	Py_CLEAR(mon);
 }
 
@@ -351,8 +442,9 @@ static int tracefunc(PyObject *obj, PyFrameObject *frame, int what, PyObject *ar
 		mp_on_line(ts, frame, (PyObject *)code, frame_line(frame));
 		break;
 	case PyTrace_RETURN:
+		/* arg is NULL when an exception unwinds the frame */
 		if (ts->n)
-			mp_on_exit(ts, frame);
+			mp_on_exit(ts, frame, arg ? MP_EXIT_RETURN : MP_EXIT_UNWIND, arg);
 		break;
 	default:
 		break;

@@ -21,6 +21,13 @@
 #include "event.h"
 #include "pyframe.h"
 
+/* What the /proc backend reads for each process (memory_profiler's --backend names). */
+enum mp_proc_metric {
+	MP_METRIC_RSS = 0, /* /proc/PID/status: RssFile + RssAnon + RssShmem (psutil, posix) */
+	MP_METRIC_PSS,	   /* /proc/PID/smaps_rollup Pss (psutil_pss) */
+	MP_METRIC_USS,	   /* /proc/PID/smaps_rollup Private_* (psutil_uss, as psutil sums it) */
+};
+
 struct mp_backend_opts {
 	double granularity_mib;	 /* noise floor of turning points, MiB (default 1) */
 	unsigned int ringbuf_kib; /* kernel: ring buffer size, KiB, a power of 2 (0: 4096) */
@@ -33,6 +40,7 @@ struct mp_backend_opts {
 	int floor;		 /* kernel, benchmarks: an empty rss_stat program instead (no values) */
 	int lines;		 /* kernel: line attribution maps and the Python stack walk */
 	int force_tracepoint;	 /* kernel: use the classic rss_stat tracepoint */
+	enum mp_proc_metric metric; /* proc: what each tick reads (the kernel backend: RSS only) */
 	/*
 	 * kernel: where libbpf's own messages (verifier logs) go; NULL keeps them quiet. The
 	 * library never prints: the caller decides.
@@ -182,6 +190,13 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 
 /* The /proc polling backend. Returns 0 or -errno. */
 int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *opts);
+
+/*
+ * Read the PSS (MP_METRIC_PSS) or USS (MP_METRIC_USS) of @pid in bytes from
+ * /proc/PID/smaps_rollup (/proc/PID/smaps before Linux 4.14) into @out. Returns 0 or -errno
+ * (-ESRCH when the process is gone).
+ */
+int mp_proc_smaps(pid_t pid, enum mp_proc_metric metric, uint64_t *out);
 
 /*
  * Read the resident pages of @pid from /proc/PID/status (RssFile, RssAnon, RssShmem, in that

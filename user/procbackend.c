@@ -1,13 +1,16 @@
 /*
  * The /proc polling backend: what memory_profiler does, for when BPF cannot be used. Each tick
- * reads the root's RSS and, for -C/-M, walks its descendants through /proc/PID/task/TID/children.
+ * reads the root's RSS (or, for memory_profiler's psutil_pss and psutil_uss, its PSS or USS from
+ * /proc/PID/smaps_rollup) and, for -C/-M, walks its descendants through /proc/PID/task/TID/children.
  * Peaks between two ticks are not seen; mprof says so when it falls back to this backend.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -135,12 +138,92 @@ static int p_consume(struct mp_backend *b, mp_event_fn fn, void *ctx)
 	return 0; /* no events: every value is read at a refresh */
 }
 
-/* RSS of @pid in bytes; 0 with *gone set when it has exited. */
-static uint64_t rss_of(pid_t pid, int *gone)
+/* Add up the "Pss:" lines, or psutil's USS: every "Private_*:" line (kB). */
+static uint64_t smaps_sum(const char *p, enum mp_proc_metric metric)
 {
-	uint64_t m[3];
-	int err = mp_proc_rss(pid, m);
+	uint64_t total = 0;
 
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		int want = metric == MP_METRIC_PSS ? !strncmp(p, "Pss:", 4) : !strncmp(p, "Private_", 8);
+
+		if (want) {
+			const char *v = strchr(p, ':');
+			uint64_t kb = 0;
+
+			for (v = v ? v + 1 : p; *v == ' ' || *v == '\t'; v++)
+				;
+			for (; *v >= '0' && *v <= '9'; v++)
+				kb = kb * 10 + (uint64_t)(*v - '0');
+			total += kb * 1024;
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return total;
+}
+
+int mp_proc_smaps(pid_t pid, enum mp_proc_metric metric, uint64_t *out)
+{
+	char path[64], *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* Linux < 4.14 has no rollup (a gone process has neither) */
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 >= cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb = realloc(buf, ncap);
+
+			if (!nb) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno == ESRCH ? -ESRCH : -errno;
+			goto cleanup;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = smaps_sum(buf, metric);
+cleanup:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+/* RSS (or PSS, USS) of @pid in bytes; 0 with *gone set when it has exited. */
+static uint64_t rss_of(const struct pbackend *p, pid_t pid, int *gone)
+{
+	uint64_t m[3], v;
+	int err;
+
+	if (p->opts.metric != MP_METRIC_RSS) {
+		err = mp_proc_smaps(pid, p->opts.metric, &v);
+		*gone = err == -ESRCH;
+		return err ? 0 : v;
+	}
+	err = mp_proc_rss(pid, m);
 	*gone = err == -ESRCH;
 	if (err)
 		return 0;
@@ -165,7 +248,7 @@ static int p_refresh(struct mp_backend *b)
 	for (size_t r = 0; r < p->nroots && !err; r++) {
 		struct root *rt = &p->roots[r];
 
-		rt->self = rss_of(rt->pid, &rt->gone);
+		rt->self = rss_of(p, rt->pid, &rt->gone);
 		rt->sum = rt->self;
 		if (rt->gone)
 			continue;
@@ -177,7 +260,7 @@ static int p_refresh(struct mp_backend *b)
 				err = add_children(p, p->pids[i]);
 			for (size_t i = 0; i < p->npids && !err; i++) {
 				int gone;
-				uint64_t v = rss_of(p->pids[i], &gone);
+				uint64_t v = rss_of(p, p->pids[i], &gone);
 
 				if (gone)
 					continue;
@@ -303,7 +386,9 @@ int mp_backend_proc__new(struct mp_backend **out, const struct mp_backend_opts *
 		return -ENOMEM;
 	p->opts = *opts;
 	p->base.name = "proc";
-	p->base.method = "/proc polling";
+	p->base.method = opts->metric == MP_METRIC_RSS ? "/proc polling"
+			 : opts->metric == MP_METRIC_PSS ? "/proc/PID/smaps_rollup polling (PSS)"
+							  : "/proc/PID/smaps_rollup polling (USS)";
 	p->base.track = p_track;
 	p->base.fd = p_fd;
 	p->base.consume = p_consume;

@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from . import (LineProfiler, TimeStamper, __version__, _BACKENDS, _find_script,
-               run_module_with_profiler, run_script_with_profiler, show_results)
+               exec_with_profiler, run_module_with_profiler, show_results)
 
 _USAGE = "python -m memory_profiler script_file.py"
 
@@ -36,12 +36,22 @@ def _parser():
 
 
 def _pdb_hook(max_mem):
-    def hook(frame, mib):
+    """--pdb-mmem: stop in the frame whose line took memory over the limit, before its next
+    line runs (0.61 stops one event later and steps the frame back two lines)."""
+    def hook(frame, mib, event, arg, line):
+        import linecache
         sys.stdout.write('Current memory {0:.2f} MiB exceeded the maximum of {1:.2f} MiB\n'
                          .format(mib, max_mem))
         sys.stdout.write('Stepping into the debugger \n')
+        code = frame.f_code
+        src = linecache.getline(code.co_filename, line).strip()
+        sys.stdout.write('The limit was crossed during line {0} of {1}{2}\n'.format(
+            line, code.co_filename, ': ' + src if src else ''))
         import pdb
-        pdb.Pdb().set_trace(frame)
+        p = pdb.Pdb()
+        p.set_trace(frame)
+        # set_trace stops at the next event; this one is already here.
+        p.trace_dispatch(frame, event, arg)
     return hook
 
 
@@ -63,25 +73,34 @@ def main():
     if args.timestamp:
         prof = TimeStamper(args.backend, include_children=args.include_children)
     else:
-        prof = LineProfiler(max_mem=args.max_mem, backend=args.backend)
+        # include_children is honoured here too (0.61 passes it to --timestamp only)
+        prof = LineProfiler(max_mem=args.max_mem, backend=args.backend,
+                            include_children=args.include_children)
         if args.max_mem is not None:
             prof.on_max_mem = _pdb_hook(args.max_mem)
 
     try:
         if target.endswith('.py'):
-            run_script_with_profiler(_find_script(target), prof, script_args)
+            exec_with_profiler(_find_script(target), prof, args.backend, script_args)
         else:
-            run_module_with_profiler(target, prof, script_args)
+            run_module_with_profiler(target, prof, args.backend, script_args)
     finally:
-        out = open(args.out_filename, "a") if args.out_filename is not None else sys.stdout
-        try:
-            if args.timestamp:
-                prof.show_results(stream=out)
-            else:
-                show_results(prof, precision=args.precision, stream=out)
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        # As 0.61, the debugger mode has no report: the debugger's own
+        # allocations would be charged to the line it stopped at.
+        if args.timestamp or args.max_mem is None:
+            _report(args, prof)
+
+
+def _report(args, prof):
+    out = open(args.out_filename, "a") if args.out_filename is not None else sys.stdout
+    try:
+        if args.timestamp:
+            prof.show_results(stream=out)
+        else:
+            show_results(prof, precision=args.precision, stream=out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
 
 
 if __name__ == '__main__':

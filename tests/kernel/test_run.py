@@ -153,7 +153,7 @@ def test_bad_inputs_give_one_line_and_nonzero(tmp_path):
         (["-T", "abc", "true"], "invalid interval"),
         ([], "a command to run must be provided"),
         (["/nonexistent/cmd"], "cannot run"),
-        (["--backend", "tracemalloc", "true"], "unknown backend"),
+        (["--backend", "bogus", "true"], "unknown backend"),
     ]
     for args, msg in cases:
         out = tmp_path / "bad.dat"

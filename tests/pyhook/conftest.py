@@ -134,3 +134,74 @@ def page_owner_is_child(fd):
         struct.pack_into('I', m, RSS_PAGE_TGID, os.getpid())
         m.close()
     return set_owner
+
+
+# ---- memory_profiler 0.61, side by side ----------------------------------------
+
+DEBIAN_PY = '/usr/bin/python3'
+SUPPORT = os.path.join(HERE, 'support')
+
+
+def _find_061():
+    """Debian's memory_profiler 0.61 (a single module file), or None."""
+    if not os.path.exists(DEBIAN_PY):
+        return None
+    r = subprocess.run([DEBIAN_PY, '-I', '-c',
+                        'import os, site\n'
+                        'for d in site.getsitepackages():\n'
+                        '    f = os.path.join(d, "memory_profiler.py")\n'
+                        '    if os.path.isfile(f):\n'
+                        '        print(f); break\n'], capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+MP061 = _find_061()
+needs_061 = pytest.mark.skipif(MP061 is None,
+                               reason="Debian's python3-memory-profiler (0.61) is not installed")
+
+
+def has_module(py, name):
+    return subprocess.run([py, '-c', 'import ' + name], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def mp061_path(tmp_path):
+    """PYTHONPATH that imports 0.61 with Debian's python3 (its own psutil)."""
+    if MP061 is None:
+        pytest.skip("Debian's python3-memory-profiler (0.61) is not installed")
+    d = tmp_path / 'mp061d'
+    d.mkdir()
+    os.symlink(MP061, str(d / 'memory_profiler.py'))
+    return str(d)
+
+
+@pytest.fixture
+def mp061(py, tmp_path):
+    """PYTHONPATH that imports 0.61 with interpreter `py`: 0.61's own file, and for interpreters
+    without psutil (all but Debian's) the statm stand-in of support/psutil.py."""
+    if MP061 is None:
+        pytest.skip("Debian's python3-memory-profiler (0.61) is not installed")
+    d = tmp_path / 'mp061'
+    d.mkdir()
+    os.symlink(MP061, str(d / 'memory_profiler.py'))
+    if not has_module(py, 'psutil'):
+        os.symlink(os.path.join(SUPPORT, 'psutil.py'), str(d / 'psutil.py'))
+    return str(d)
+
+
+def run061(py, path, args, cwd=SCRIPTS, env=None, **kw):
+    """Run `py args` with memory_profiler 0.61 (the mp061 fixture's path) instead of ours."""
+    e = dict(os.environ)
+    e.pop('MPROF_RSS_FD', None)
+    e['PYTHONPATH'] = path
+    e['PYTHONDONTWRITEBYTECODE'] = '1'
+    if env:
+        e.update(env)
+    return subprocess.run([py] + list(args), cwd=cwd, env=e, capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def version_of(py):
+    out = subprocess.run([py, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+                         capture_output=True, text=True).stdout.strip()
+    return tuple(int(x) for x in out.split('.'))

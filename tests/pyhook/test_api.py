@@ -13,7 +13,8 @@ def test_methods_coroutines_and_with_block(py):
     assert abs(row(table(tables, 'v = [n]'), 'v = [n]')[1] - 7.63) < 0.2
     co = table(tables, 'await asyncio.sleep')
     assert abs(row(co, 'b = [2]')[1] - 7.63) < 0.2
-    assert row(co, 'await asyncio.sleep')[2] == 1
+    # a pass and a resumption after the await, as sys.settrace counts them
+    assert row(co, 'await asyncio.sleep')[2] == 2
     plain = table(tables, 'c = [3]')            # add_function + `with profile:`
     assert abs(row(plain, 'c = [3]')[1] - 7.63) < 0.2
 

@@ -25,14 +25,20 @@ def test_nested_calls_charge_what_the_callee_left(py):
     assert abs(row(outer, 'a = [1]')[1] - 7.633) < 0.1
     # The callee's transient 15 MiB is visible in the caller's peak.
     assert call[0] >= row(outer, 'a = [1]')[0] + 38.1 + 15.2 - 0.3
-    assert abs(sum(v[1] for v in inner['rows'].values() if v[1] is not None) - 38.147) < 0.2
+    body = [v[1] for v in inner['rows'].values() if v[1] is not None and '@profile' not in v[3]]
+    assert abs(sum(body) - 38.147) < 0.2
+    # The first row holds the memory at entry: the caller's state then.
+    assert abs(row(inner, '@profile')[1] - row(outer, 'a = [1]')[0]) < 0.3
 
 
 def test_loop_increments_add_up(py):
     d = _json(py, 'loop.py')
     rows = results_rows(d['results'], '__main__.loop')
     total = sum(v[0] for v in rows.values())
-    assert abs(total - d['net']) / MIB < 0.5, (total / MIB, d['net'] / MIB)
+    # with the entry memory on the first row, they add up to the memory at the exit
+    assert abs(total - d['after']) / MIB < 0.5, (total / MIB, d['after'] / MIB)
+    first = rows[line_of('loop.py', 'def loop')]
+    assert abs(first[0] - (d['after'] - d['net'])) / MIB < 0.5
     occ = {ln: v[2] for ln, v in rows.items()}
     assert occ[line_of('loop.py', 'for i in range(5)')] == 6
     assert occ[line_of('loop.py', 'acc.append')] == 5
@@ -52,7 +58,8 @@ def test_recursion_counts_each_frame_once(py):
     assert chunk[2] == 5 and abs(chunk[0] / MIB - 5 * 7.63) < 0.5
     assert abs(rows[line_of('recursion.py', 'rest = build')][0]) / MIB < 0.3
     assert rows[line_of('recursion.py', 'def build') - 1][2] == 6     # calls (@prof line)
-    assert abs(sum(v[0] for v in rows.values()) - d['net']) / MIB < 0.5
+    # the entry memory counts once, for the outermost call
+    assert abs(sum(v[0] for v in rows.values()) - d['after']) / MIB < 0.5
 
 
 def test_generators(py):
@@ -60,14 +67,16 @@ def test_generators(py):
     gen = results_rows(d['results'], '__main__.gen')
     block = gen[line_of('generators.py', 'block = [i]')]
     assert block[2] == 3 and abs(block[0] / MIB - 3 * 7.63) < 0.5
-    assert gen[line_of('generators.py', 'yield block')][2] == 3
+    # 0.61 (sys.settrace) counts the yield line once when it runs and once per
+    # resumption there
+    assert gen[line_of('generators.py', 'yield block')][2] == 6
     assert abs(gen[line_of('generators.py', 'yield block')][0]) / MIB < 0.3
     assert gen[line_of('generators.py', 'def gen') - 1][2] == 1   # resumptions are not calls
     cons = results_rows(d['results'], '__main__.consume')
     assert cons[line_of('generators.py', 'other = [1]')][2] == 4
     # The `for` line resumes the (other) profiled generator: charged with it.
     assert abs(cons[line_of('generators.py', 'for b in gen')][0] / MIB - 4 * 7.63) < 0.6
-    assert abs(sum(v[0] for v in cons.values()) - d['net']) / MIB < 0.5
+    assert abs(sum(v[0] for v in cons.values()) - d['after']) / MIB < 0.5
 
 
 def test_threads_do_not_corrupt_the_report(py):
@@ -104,12 +113,12 @@ def test_kernel_page_exact_attribution(py):
     f = {ln: (inc / MIB, peak / MIB, occ)
          for ln, (inc, peak, occ) in results_rows(d['results'], '__main__.f').items()}
     L = lambda s: line_of('shared_page.py', s)  # noqa: E731
-    assert f[L('def f') - 1][:2] == (0, 50)
+    assert f[L('def f') - 1][:2] == (50, 50)                        # the memory at entry
     assert f[L('set_rss(300)') - 1][:2] == (50, 100)
     assert f[L('set_rss(300); set_rss(150)')][:2] == (50, 300)    # the spike is seen
     assert f[L('    g()')][:2] == (20, 170)                         # what g left behind
     assert f[L('return 0') - 1][:2] == (-70, 170)
-    assert sum(v[0] for v in f.values()) == 50                      # = 100 - 50
+    assert sum(v[0] for v in f.values()) == 100                     # the memory at exit
     g = {ln: (inc / MIB, peak / MIB) for ln, (inc, peak, occ)
          in results_rows(d['results'], '__main__.g').items()}
     assert g[L('set_rss(170)')] == (20, 170)

@@ -27,4 +27,4 @@ def consume():
 before = _hook.rss_bytes()
 kept = consume()
 after = _hook.rss_bytes()
-json.dump({'net': after - before, 'results': prof.results()}, sys.stdout)
+json.dump({'net': after - before, 'after': after, 'results': prof.results()}, sys.stdout)

@@ -18,4 +18,4 @@ def build(n):
 before = _hook.rss_bytes()
 kept = build(5)
 after = _hook.rss_bytes()
-json.dump({'net': after - before, 'results': prof.results()}, sys.stdout)
+json.dump({'net': after - before, 'after': after, 'results': prof.results()}, sys.stdout)

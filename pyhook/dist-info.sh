@@ -1,0 +1,26 @@
+#!/bin/sh
+# dist-info.sh DIR VERSION
+#
+# Writes DIR/memory_profiler-VERSION.dist-info for the package in
+# DIR/memory_profiler, so that importlib.metadata (and pip list) know it:
+# METADATA, INSTALLER, top_level.txt and RECORD (paths relative to DIR).
+set -eu
+dir=$1 version=$2
+info="memory_profiler-$version.dist-info"
+mkdir -p "$dir/$info"
+cat > "$dir/$info/METADATA" <<META
+Metadata-Version: 2.1
+Name: memory_profiler
+Version: $version
+Summary: memory_profiler 0.61's API on mprof-bpf's CPython hook (kernel-exact line reports)
+Requires-Python: >=3.8
+META
+echo mprof-bpf > "$dir/$info/INSTALLER"
+echo memory_profiler > "$dir/$info/top_level.txt"
+(
+	cd "$dir"
+	for f in memory_profiler/* "$info/METADATA" "$info/INSTALLER" "$info/top_level.txt"; do
+		echo "$f,,"
+	done
+	echo "$info/RECORD,,"
+) > "$dir/$info/RECORD"
