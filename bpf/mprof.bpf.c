@@ -119,6 +119,16 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
+/*
+ * --lines: the (tgid, stack) keys of line_agg as they first appear, so that userspace names a
+ * new stack at once, while the code objects it points to are alive (a short script may exit
+ * right after the line that matters).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} line_new SEC(".maps");
+
 /* The slot of @tgid, or NULL: a few inlined array loads (bpf/mprof.h). */
 static __always_inline struct mp_proc *proc_find(__u32 tgid)
 {
@@ -623,7 +633,10 @@ static __always_inline void charge_line(__u32 tgid, struct mm_struct *mm, __s64 
 				  : MP_LINE_FOREIGN;
 	v = bpf_map_lookup_elem(&line_agg, &key);
 	if (!v) {
-		bpf_map_update_elem(&line_agg, &key, &zero, BPF_NOEXIST);
+		/* the wake-up is cheap and rare: once per distinct stack of the run */
+		if (!bpf_map_update_elem(&line_agg, &key, &zero, BPF_NOEXIST) &&
+		    bpf_ringbuf_output(&line_new, &key, sizeof(key), 0))
+			__sync_fetch_and_add(&stats.lines_new_lost, 1);
 		v = bpf_map_lookup_elem(&line_agg, &key);
 		if (!v) {
 			__sync_fetch_and_add(&stats.lines_dropped, 1);

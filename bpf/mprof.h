@@ -235,6 +235,7 @@ struct mp_stats {
 	__u64 procs_dropped; /* descendants not tracked because the procs map was full */
 	__u64 oom_kills;     /* OOM victims among the tracked processes */
 	__u64 lines_dropped; /* line attribution: changes not counted, the table of stacks full */
+	__u64 lines_new_lost; /* line attribution: new stacks not announced (ring full) */
 };
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "backend.h"
 #include "dat.h"
+#include "lines_out.h"
 #include "loop.h"
 #include "mprof.h"
 #include "procinfo.h"
@@ -36,9 +37,9 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -h, --help             show this help message and exit\n"
 		"  --any-user             under sudo, also processes of other users\n"
-		"%s"
+		"%s%s"
 		"  (the timeout defaults to 3600 s when attaching)\n",
-		rec_opts_help);
+		rec_opts_help, rec_lines_help);
 }
 
 enum { OPT_ANY_USER = 256 };
@@ -66,6 +67,7 @@ static int parse_args(int argc, char **argv, struct attach_opts *o)
 		{ "stats", no_argument, NULL, REC_OPT_STATS },
 		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
 		{ "max-rss", required_argument, NULL, REC_OPT_MAXRSS },
+		REC_LINES_LONGOPTS,
 		/* run's flags that mean nothing for a running process, accepted as memory_profiler */
 		{ "python", no_argument, NULL, 'P' },
 		{ "nopython", no_argument, NULL, 'P' },
@@ -110,6 +112,8 @@ static int parse_args(int argc, char **argv, struct attach_opts *o)
 		p_err("attach takes one process, not '%s' after it", argv[optind + 1]);
 		return -2;
 	}
+	if (rec_opts_check(&o->rec))
+		return -2;
 	return optind;
 }
 
@@ -198,6 +202,29 @@ static int stop_on_signal(void *ctx)
 	return rec_pending_signal(&tty) != 0;
 }
 
+struct lines_ctx {
+	struct rec_lines *rl;
+	int err;
+};
+
+static int lines_one(void *ctx, const struct mp_view *v)
+{
+	struct lines_ctx *c = ctx;
+
+	if (v->pid && !c->err)
+		c->err = rec_lines__target(c->rl, v->pid, 0);
+	return 0;
+}
+
+/* --lines: every process followed (the target and, with -C/-M, its descendants). */
+static int lines_targets(struct rec_lines *rl, struct mp_backend *be)
+{
+	struct lines_ctx c = { rl, 0 };
+	int err = be->each(be, 0, lines_one, &c);
+
+	return err ? err : c.err;
+}
+
 int do_attach(int argc, char **argv)
 {
 	struct attach_opts o = { 0 };
@@ -206,6 +233,7 @@ int do_attach(int argc, char **argv)
 	struct mp_recorder *rec = NULL;
 	struct mp_dat *dat = NULL;
 	struct mp_loop_result res = { 0 };
+	struct rec_lines *rl = NULL;
 	char defname[64], comm[64], **targv = NULL;
 	const char *output = NULL;
 	sigset_t waitmask;
@@ -284,6 +312,15 @@ int do_attach(int argc, char **argv)
 			goto drop_file;
 		}
 	}
+	if (o.rec.lines) {
+		err = rec_lines__new(&rl, &o.rec, be, &cred);
+		if (!err)
+			err = lines_targets(rl, be);
+		if (err) {
+			p_err("cannot set up --lines: %s", strerror(-err));
+			goto drop_file;
+		}
+	}
 	if (targc)
 		err = mp_dat__cmdline(dat, targc, targv);
 	else
@@ -298,17 +335,25 @@ int do_attach(int argc, char **argv)
 	printf("attaching to process %d (%s)\n", (int)pid, comm);
 	fflush(stdout);
 	{
-		struct mp_sink *sinks[] = { mp_recorder__sink(rec) };
+		struct mp_sink *sinks[2] = { mp_recorder__sink(rec) };
+		struct mp_source *srcs[MP_LOOP_MAX_SOURCES];
+		size_t nsinks = 1, nsrcs = 0;
 		struct mp_loop_opts lo = {
 			.interval = o.rec.interval,
 			.timeout = o.rec.timeout,
 			.root = pid,
 			.func_fd = -1,
+			.sources = srcs,
 			.sigmask = &waitmask,
 			.interrupted = stop_on_signal,
 		};
 
-		err = mp_loop__run(be, sinks, 1, &lo, &res);
+		if (rl) {
+			sinks[nsinks++] = rec_lines__sink(rl);
+			rec_lines__sources(rl, srcs, &nsrcs);
+		}
+		lo.nsources = nsrcs;
+		err = mp_loop__run(be, sinks, nsinks, &lo, &res);
 	}
 	if (err) {
 		p_err("recording failed: %s", strerror(-err));
@@ -317,6 +362,8 @@ int do_attach(int argc, char **argv)
 	rec_report(be, &o.rec);
 	if (res.end == MP_LOOP_ROOT_EXITED)
 		p_info("process %d exited", (int)pid);
+	if (rl && rec_lines__report(rl, dat))
+		goto cleanup;
 	ret = rec_check_budget(&o.rec, rec);
 	goto cleanup;
 
@@ -328,6 +375,7 @@ drop_file:
 		mp_cred__leave(&cred);
 	}
 cleanup:
+	rec_lines__free(rl);
 	mp_recorder__free(rec);
 	err = mp_dat__close(dat);
 	if (err && ret == 0) {

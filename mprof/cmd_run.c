@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "dat.h"
 #include "event.h"
+#include "lines_out.h"
 #include "loop.h"
 #include "mprof.h"
 #include "record.h"
@@ -48,8 +49,9 @@ static void usage(FILE *f)
 		"  --nopython             disables extra features when the profiled executable is a\n"
 		"                         Python program (currently: function timestamping)\n"
 		"  -E, --exit-code        propagate the exit code\n"
-		"%s",
-		rec_opts_help);
+		"%s%s"
+		"  (with --lines a script runs as it is, without the hook: no FUNC lines)\n",
+		rec_opts_help, rec_lines_help);
 }
 
 enum { OPT_PYTHON = 256, OPT_NOPYTHON, OPT_VERSION };
@@ -78,6 +80,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "stats", no_argument, NULL, REC_OPT_STATS },
 		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
 		{ "max-rss", required_argument, NULL, REC_OPT_MAXRSS },
+		REC_LINES_LONGOPTS,
 		{ 0 },
 	};
 	int c, r;
@@ -121,6 +124,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		p_err("a command to run must be provided (see mprof run --help)");
 		return -2;
 	}
+	if (rec_opts_check(&o->rec))
+		return -2;
 	return optind;
 }
 
@@ -275,8 +280,9 @@ static int build_command(const struct run_opts *o, char **argv, int argc, const 
 {
 	int n = 0, py_script = ends_with(argv[0], ".py") && !is_python(argv[0]), err;
 
+	/* --lines reads the lines from outside: no hook in the process, no FUNC lines */
 	c->python = (o->python || (ends_with(argv[0], ".py") && !o->nopython)) &&
-		    !o->rec.multiprocess;
+		    !o->rec.multiprocess && !o->rec.lines;
 	c->shown = calloc(argc + 2, sizeof(*c->shown));
 	c->exec = calloc(argc + 10, sizeof(*c->exec));
 	if (!c->shown || !c->exec) {
@@ -369,6 +375,7 @@ int do_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
 	struct mp_cred cred = { 0 };
+	struct rec_lines *rl = NULL;
 	struct mp_backend *be = NULL;
 	struct mp_recorder *rec = NULL;
 	struct mp_dat *dat = NULL;
@@ -497,6 +504,13 @@ int do_run(int argc, char **argv)
 			goto kill_child;
 		}
 	}
+	if (o.rec.lines) {
+		err = rec_lines__new(&rl, &o.rec, be, &cred);
+		if (err) {
+			p_err("cannot set up --lines: %s", strerror(-err));
+			goto kill_child;
+		}
+	}
 	printf("mprof: Sampling memory every %gs\n", o.rec.interval);
 	printf("running new process\n");
 	if (c.python)
@@ -511,6 +525,14 @@ int do_run(int argc, char **argv)
 		goto cleanup_file;
 	}
 	t_started = mono_ms();
+	if (rl) {
+		/* exec'd: its interpreter is read as soon as it is up (retried every ms) */
+		err = rec_lines__target(rl, child.pid, 1);
+		if (err) {
+			p_err("cannot set up --lines: %s", strerror(-err));
+			goto cleanup;
+		}
+	}
 	err = mp_dat__cmdline(dat, c.nshown, c.shown);
 	if (!err)
 		err = mp_dat__flush(dat);
@@ -519,19 +541,27 @@ int do_run(int argc, char **argv)
 		goto cleanup;
 	}
 	{
-		struct mp_sink *sinks[] = { mp_recorder__sink(rec) };
+		struct mp_sink *sinks[2] = { mp_recorder__sink(rec) };
+		struct mp_source *srcs[MP_LOOP_MAX_SOURCES];
+		size_t nsinks = 1, nsrcs = 0;
 		struct mp_loop_opts lo = {
 			.interval = o.rec.interval,
 			.timeout = o.rec.timeout,
 			.root = child.pid,
 			.reap = 1,
 			.func_fd = func_pipe[0],
+			.sources = srcs,
 			.sigmask = &waitmask,
 			.interrupted = forward_signals,
 			.ctx = &child.pid,
 		};
 
-		err = mp_loop__run(be, sinks, 1, &lo, &res);
+		if (rl) {
+			sinks[nsinks++] = rec_lines__sink(rl);
+			rec_lines__sources(rl, srcs, &nsrcs);
+		}
+		lo.nsources = nsrcs;
+		err = mp_loop__run(be, sinks, nsinks, &lo, &res);
 	}
 	if (err) {
 		p_err("recording failed: %s", strerror(-err));
@@ -548,6 +578,10 @@ int do_run(int argc, char **argv)
 		if (o.exit_code)
 			ret = code;
 	}
+	if (rl && rec_lines__report(rl, dat)) {
+		ret = 1;
+		goto cleanup;
+	}
 	if (rec_check_budget(&o.rec, rec))
 		ret = REC_EXIT_OVER_BUDGET;
 	goto cleanup;
@@ -560,6 +594,7 @@ cleanup_file:
 	dat = NULL;
 	drop_output(output, &cred, created);
 cleanup:
+	rec_lines__free(rl);
 	mp_recorder__free(rec);
 	err = mp_dat__close(dat);
 	if (err && ret == 0) {

@@ -37,11 +37,22 @@ const char rec_opts_help[] =
 	"  --max-rss SIZE         a memory budget (512MiB, 2G, 100MB...): when the peak (with\n"
 	"                         -C, of the tree) goes over it, say so and exit with status 99\n";
 
+const char rec_lines_help[] =
+	"  --lines                which Python line moved the memory, read by BPF from the\n"
+	"                         interpreter's frames (CPython 3.8-3.13; nothing is loaded\n"
+	"                         into the process): a table per function at the end\n"
+	"  --top N                with --lines: the N heaviest lines (default 20, 0: all);\n"
+	"                         the others are summed in one row\n"
+	"  --stacks FILE          with --lines: the stacks of growth, collapsed format\n"
+	"  --speedscope FILE      with --lines: the same as a speedscope file\n"
+	"  --pprof FILE           with --lines: the same as a gzipped pprof profile\n";
+
 void rec_opts_init(struct rec_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->interval = 0.1;
 	o->granularity = 1.0;
+	o->top = REC_TOP;
 }
 
 /* A number in [lo, hi] (strtod's syntax, finite). Returns 0 or -EINVAL. */
@@ -126,6 +137,32 @@ int rec_opt(struct rec_opts *o, int c, const char *arg)
 		o->max_rss_arg = arg;
 		return 1;
 	}
+	case REC_OPT_LINES:
+		o->lines = 1;
+		return 1;
+	case REC_OPT_TOP: {
+		double v;
+
+		if (parse_range(arg, 0, 1000000, &v) || v != (unsigned int)v) {
+			p_err("invalid --top '%s': expected a whole number from 0 (all) to 1000000",
+			      arg);
+			return -1;
+		}
+		o->top = (unsigned int)v;
+		o->top_given = 1;
+		return 1;
+	}
+	case REC_OPT_STACKS:
+	case REC_OPT_SPEEDSCOPE:
+	case REC_OPT_PPROF:
+		if (!*arg) {
+			p_err("invalid file name '' for --%s",
+			      c == REC_OPT_STACKS ? "stacks" : c == REC_OPT_PPROF ? "pprof" : "speedscope");
+			return -1;
+		}
+		*(c == REC_OPT_STACKS ? &o->stacks : c == REC_OPT_PPROF ? &o->pprof : &o->speedscope) =
+			arg;
+		return 1;
 	case REC_OPT_RINGBUF: {
 		char *end;
 		unsigned long v;
@@ -149,7 +186,21 @@ int rec_opt(struct rec_opts *o, int c, const char *arg)
 
 int rec_opts_check(const struct rec_opts *o)
 {
-	(void)o;
+	const char *needs = o->top_given ? "--top" : o->stacks ? "--stacks" : o->speedscope ? "--speedscope"
+			    : o->pprof ? "--pprof" : NULL;
+
+	if (needs && !o->lines) {
+		p_err("%s needs --lines", needs);
+		return -1;
+	}
+	if (o->lines && o->backend && strcmp(o->backend, "kernel")) {
+		p_err("--lines needs the kernel backend, not '%s'", o->backend);
+		return -1;
+	}
+	if (o->lines && o->force_tracepoint) {
+		p_err("--lines needs the tp_btf program: it cannot be used with --rss-tracepoint");
+		return -1;
+	}
 	return 0;
 }
 
@@ -168,6 +219,7 @@ int rec_backend(const struct rec_opts *o, struct mp_backend **out)
 		.include_children = o->include_children,
 		.descendants = o->include_children || o->multiprocess,
 		.force_tracepoint = o->force_tracepoint,
+		.lines = o->lines,
 	};
 	const char *dbg = getenv("MPROF_DEBUG_LIBBPF");
 	const char *why = NULL;
@@ -179,8 +231,9 @@ int rec_backend(const struct rec_opts *o, struct mp_backend **out)
 		err = mp_backend_kernel__new(out, &bo, &why);
 		if (!err)
 			return 0;
-		if (o->backend) {
-			p_err("kernel backend unavailable: %s", why ? why : strerror(-err));
+		if (o->backend || o->lines) {
+			p_err("kernel backend unavailable%s: %s", o->lines ? " (--lines needs it)" : "",
+			      why ? why : strerror(-err));
 			return err;
 		}
 		p_info("kernel backend unavailable (%s): polling /proc every %gs instead, "

@@ -30,7 +30,17 @@ struct rec_opts {
 	unsigned int ringbuf_kib;
 	uint64_t max_rss; /* --max-rss, bytes, 0: none */
 	const char *max_rss_arg;
+	/* --lines: which Python line moved the memory, read by BPF (mprof/lines_out.h) */
+	int lines;
+	unsigned int top;     /* --top N: the N heaviest lines, 0: all (default REC_TOP) */
+	int top_given;
+	const char *stacks;   /* --stacks FILE: collapsed stacks of growth */
+	const char *speedscope; /* --speedscope FILE */
+	const char *pprof;    /* --pprof FILE: gzipped profile.proto */
 };
+
+/* --lines: how many lines the tables show unless --top says. */
+#define REC_TOP 20
 
 /* mprof's exit status when the peak went over --max-rss. */
 #define REC_EXIT_OVER_BUDGET 99
@@ -53,7 +63,23 @@ enum {
 	REC_OPT_STATS,
 	REC_OPT_RINGBUF,
 	REC_OPT_MAXRSS,
+	REC_OPT_LINES,
+	REC_OPT_TOP,
+	REC_OPT_STACKS,
+	REC_OPT_SPEEDSCOPE,
+	REC_OPT_PPROF,
 };
+
+/* The long options of REC_OPT_LINES... for a getopt table (end it with { 0 } after them). */
+#define REC_LINES_LONGOPTS                                                          \
+	{ "lines", no_argument, NULL, REC_OPT_LINES },                              \
+	{ "top", required_argument, NULL, REC_OPT_TOP },                            \
+	{ "stacks", required_argument, NULL, REC_OPT_STACKS },                      \
+	{ "speedscope", required_argument, NULL, REC_OPT_SPEEDSCOPE },              \
+	{ "pprof", required_argument, NULL, REC_OPT_PPROF }
+
+/* Their help lines. */
+extern const char rec_lines_help[];
 
 /* The help lines of the shared options. */
 extern const char rec_opts_help[];

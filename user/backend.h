@@ -168,6 +168,13 @@ struct mp_backend {
 			  void *ctx);
 	/* The frames of stack @id. Returns 0, or -ENOENT. */
 	int (*lines_stack)(struct mp_backend *b, uint64_t id, struct mp_pystack *out);
+	/*
+	 * A descriptor that becomes readable when new (process, stack) keys were charged, so that
+	 * they are named while their code is alive, or -1. NULL: unsupported.
+	 */
+	int (*lines_fd)(struct mp_backend *b);
+	/* Read those announcements. Returns how many there were, or -errno. */
+	int (*lines_poll)(struct mp_backend *b);
 	/* The walk's counters, summed over CPUs, and the changes the table could not take. */
 	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped);
 	/*

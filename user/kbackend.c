@@ -44,6 +44,8 @@ struct kbackend {
 	__u32 slots, shift;
 	struct mp_group *grp;
 	size_t grp_len;
+	struct ring_buffer *lines_rb; /* --lines: new stacks announced (line_new) */
+	unsigned int lines_seen;      /* announcements read by the last k_lines_poll() */
 };
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
@@ -507,6 +509,37 @@ static int k_lines_stack(struct mp_backend *b, uint64_t id, struct mp_pystack *o
 	return 0;
 }
 
+static int on_line_new(void *ctx, void *data, size_t size)
+{
+	struct kbackend *k = ctx;
+
+	(void)data;
+	(void)size;
+	k->lines_seen++;
+	return 0;
+}
+
+static int k_lines_fd(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+
+	return k->lines_rb ? ring_buffer__epoll_fd(k->lines_rb) : -1;
+}
+
+static int k_lines_poll(struct mp_backend *b)
+{
+	struct kbackend *k = (struct kbackend *)b;
+	int n;
+
+	if (!k->lines_rb)
+		return 0;
+	k->lines_seen = 0;
+	n = ring_buffer__consume(k->lines_rb);
+	if (n < 0)
+		return n;
+	return (int)k->lines_seen;
+}
+
 static void k_lines_stats(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped)
 {
 	struct kbackend *k = (struct kbackend *)b;
@@ -546,6 +579,7 @@ static void k_free(struct mp_backend *b)
 	if (k->page)
 		munmap(k->page, k->page_len);
 	ring_buffer__free(k->rb);
+	ring_buffer__free(k->lines_rb);
 	mprof_bpf__destroy(k->skel);
 	/* lazily: another tracer may have opened it since */
 	if (k->mounted_tracefs)
@@ -619,6 +653,7 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, int oom, const c
 	if (!k->opts.lines) {
 		/* the stack walk's maps are not used: one entry each instead of megabytes */
 		if (bpf_map__set_max_entries(k->skel->maps.line_agg, 1) ||
+		    bpf_map__set_max_entries(k->skel->maps.line_new, getpagesize()) ||
 		    bpf_map__set_max_entries(k->skel->maps.mp_py_stacks, 1) ||
 		    bpf_map__set_max_entries(k->skel->maps.mp_py_procs, 1)) {
 			*reason = "cannot size the line attribution maps";
@@ -770,6 +805,15 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 		reason = "cannot set up the ring buffer";
 		goto fail;
 	}
+	if (opts->lines) {
+		k->lines_rb = ring_buffer__new(bpf_map__fd(k->skel->maps.line_new), on_line_new, k,
+					       NULL);
+		if (!k->lines_rb) {
+			err = -errno;
+			reason = "cannot set up the ring buffer";
+			goto fail;
+		}
+	}
 	k->base.name = "kernel";
 	k->base.track = k_track;
 	k->base.fd = k_fd;
@@ -787,6 +831,8 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 		k->base.lines_each = k_lines_each;
 		k->base.lines_stack = k_lines_stack;
 		k->base.lines_stats = k_lines_stats;
+		k->base.lines_fd = k_lines_fd;
+		k->base.lines_poll = k_lines_poll;
 	}
 	k->base.free = k_free;
 	k->base.rss_page_fd = k_rss_page_fd;

@@ -25,13 +25,22 @@ struct rstack {
 	uint64_t id;
 	bool done;	  /* resolution was tried */
 	bool ok;	  /* every frame named */
+	bool top_ok;	  /* the running frame named */
 	bool truncated;
 	unsigned int n;
 	struct mp_line_frame *frames; /* root first */
 	uint64_t grown, freed, events; /* bytes: the kernel's counts, as last read */
 };
 
+/* A process that exited, with what it still had. */
+struct gone {
+	pid_t pid;
+	uint64_t rss;
+};
+
 struct mp_lines {
+	struct gone *gone;
+	size_t ngone;
 	struct target *targets;
 	size_t ntargets;
 	struct rstack *st; /* open addressing on (pid, id), power-of-two size */
@@ -64,6 +73,7 @@ void mp_lines__free(struct mp_lines *l)
 		mp_pytarget__free(l->targets[i].t);
 	}
 	free(l->targets);
+	free(l->gone);
 	for (size_t i = 0; i < l->cap; i++)
 		free(l->st[i].frames);
 	free(l->st);
@@ -243,6 +253,7 @@ static void resolve(struct mp_lines *l, struct mp_backend *be, struct rstack *s)
 		return;
 	}
 	s->n = ps.depth;
+	s->top_ok = true;
 	s->truncated = ps.flags & (MP_PYSTACK_TRUNCATED | MP_PYSTACK_PARTIAL);
 	s->ok = true;
 	for (unsigned int i = 0; i < ps.depth; i++) {
@@ -250,6 +261,8 @@ static void resolve(struct mp_lines *l, struct mp_backend *be, struct rstack *s)
 		struct mp_pyloc loc;
 
 		if (mp_pyresolver__resolve(t->r, &ps.frames[i], &loc)) {
+			if (i == 0)
+				s->top_ok = false;
 			f->file = intern(l, "?");
 			f->func = intern(l, "<code gone before it was named>");
 			f->line = 0;
@@ -306,6 +319,48 @@ int mp_lines__collect(struct mp_lines *l, struct mp_backend *be)
 	return err;
 }
 
+int mp_lines__exited(struct mp_lines *l, pid_t pid, uint64_t rss)
+{
+	struct gone *ng;
+
+	for (size_t i = 0; i < l->ngone; i++)
+		if (l->gone[i].pid == pid) {
+			l->gone[i].rss = rss; /* a pid used again: the last one counts */
+			return 0;
+		}
+	ng = realloc(l->gone, (l->ngone + 1) * sizeof(*ng));
+	if (!ng)
+		return -ENOMEM;
+	l->gone = ng;
+	ng[l->ngone].pid = pid;
+	ng[l->ngone].rss = rss;
+	l->ngone++;
+	return 0;
+}
+
+/* Did @pid have anything charged (or is it a target)? Exits of others are not ours. */
+static bool charged(const struct mp_lines *l, pid_t pid)
+{
+	if (target_of((struct mp_lines *)l, pid))
+		return true;
+	for (size_t i = 0; i < l->cap; i++)
+		if (l->st[i].pid == pid)
+			return true;
+	return false;
+}
+
+int mp_lines__wake(struct mp_lines *l, struct mp_backend *be)
+{
+	int n;
+
+	if (!be->lines_poll)
+		return 0;
+	n = be->lines_poll(be);
+	if (n <= 0)
+		return n;
+	return mp_lines__collect(l, be);
+}
+
 void mp_lines__stats(const struct mp_lines *l, struct mp_lines_stats *out)
 {
 	*out = l->stats;
@@ -319,7 +374,7 @@ static enum mp_line_kind kind_of(const struct rstack *s)
 		return MP_LINE_UNREADABLE;
 	if (s->id == MP_LINE_FOREIGN)
 		return MP_LINE_OUTSIDE;
-	return s->n ? MP_LINE_PY : MP_LINE_UNRESOLVED;
+	return s->n && s->top_ok ? MP_LINE_PY : MP_LINE_UNRESOLVED;
 }
 
 const char *mp_lines__kind_name(enum mp_line_kind kind)
@@ -335,6 +390,8 @@ const char *mp_lines__kind_name(enum mp_line_kind kind)
 		return "<outside the process>";
 	case MP_LINE_UNRESOLVED:
 		return "<code gone before it was named>";
+	case MP_LINE_EXIT:
+		return "<released at exit>";
 	}
 	return "?";
 }
@@ -385,7 +442,7 @@ int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
 		if (!s->pid)
 			continue;
 		kind = kind_of(s);
-		top = s->n ? &s->frames[s->n - 1] : NULL;
+		top = kind == MP_LINE_PY ? &s->frames[s->n - 1] : NULL;
 		for (k = 0; k < n; k++)
 			if (same_row(&rows[k], s->pid, kind, top))
 				break;
@@ -416,6 +473,28 @@ int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
 		rows[k].grown += s->grown;
 		rows[k].freed += s->freed;
 		rows[k].events += s->events;
+	}
+	for (size_t g = 0; g < l->ngone; g++) {
+		if (!l->gone[g].rss || !charged(l, l->gone[g].pid))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct mp_line_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+			if (!nr) {
+				err = -ENOMEM;
+				goto out;
+			}
+			rows = nr;
+			cap = ncap;
+		}
+		memset(&rows[n], 0, sizeof(rows[n]));
+		rows[n].pid = l->gone[g].pid;
+		rows[n].kind = MP_LINE_EXIT;
+		rows[n].func = mp_lines__kind_name(MP_LINE_EXIT);
+		rows[n].freed = l->gone[g].rss;
+		rows[n].events = 1;
+		n++;
 	}
 	paths = calloc(n ? n : 1, sizeof(*paths));
 	if (!paths) {
@@ -458,6 +537,18 @@ int mp_lines__each_stack(const struct mp_lines *l, mp_line_stack_fn fn, void *ct
 		out.grown = s->grown;
 		out.freed = s->freed;
 		out.events = s->events;
+		err = fn(ctx, &out);
+		if (err)
+			return err;
+	}
+	for (size_t g = 0; g < l->ngone; g++) {
+		struct mp_line_stack out = { .pid = l->gone[g].pid, .kind = MP_LINE_EXIT };
+		int err;
+
+		if (!l->gone[g].rss || !charged(l, l->gone[g].pid))
+			continue;
+		out.freed = l->gone[g].rss;
+		out.events = 1;
 		err = fn(ctx, &out);
 		if (err)
 			return err;

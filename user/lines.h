@@ -27,6 +27,7 @@ enum mp_line_kind {
 	MP_LINE_UNREADABLE = 2, /* a Python thread whose stack could not be read (counted) */
 	MP_LINE_OUTSIDE = 3, /* raised outside the process: reclaim, its teardown, another process */
 	MP_LINE_UNRESOLVED = 4, /* a stack whose code was gone before it could be named */
+	MP_LINE_EXIT = 5,    /* the pages the process still had when it exited */
 };
 
 /* One row: what a source line (or a special kind) moved. Bytes. */
@@ -89,6 +90,19 @@ bool mp_lines__attached(const struct mp_lines *l);
  * processes live). Call at every tick and once at the end. Returns 0 or -errno.
  */
 int mp_lines__collect(struct mp_lines *l, struct mp_backend *be);
+
+/*
+ * The backend's descriptor (mp_backend.lines_fd) became readable: new stacks were charged.
+ * Reads the announcements and, if there were any, collects (names the new stacks now, while
+ * their code is alive). Returns 0 or -errno.
+ */
+int mp_lines__wake(struct mp_lines *l, struct mp_backend *be);
+
+/*
+ * Process @pid exited with @rss bytes resident: those are released with it, a row and a stack
+ * of their own (MP_LINE_EXIT), so that its rows add up to its RSS change. Returns 0 or -ENOMEM.
+ */
+int mp_lines__exited(struct mp_lines *l, pid_t pid, uint64_t rss);
 
 typedef int (*mp_line_row_fn)(void *ctx, const struct mp_line_row *r);
 typedef int (*mp_line_stack_fn)(void *ctx, const struct mp_line_stack *s);
