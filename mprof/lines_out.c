@@ -16,6 +16,8 @@
 /* A command that just exec'd: try every millisecond, for at most this long. */
 #define RETRY_NS 1000000L
 #define RETRY_FOR_S 10.0
+/* A layout check that fails while it starts: its state may be half set up; not for long. */
+#define RETRY_PROTO_S 2.0
 
 /* A process not attributed yet. */
 struct pending {
@@ -104,6 +106,8 @@ static int try_attach(struct rec_lines *rl, struct pending *p, bool starting)
 		return 1; /* gone before its interpreter was up: nothing to attribute */
 	p->why = why ? why : "cannot read the process";
 	if (starting && err == -EAGAIN && mono_s() - p->since < RETRY_FOR_S)
+		return 0;
+	if (starting && err == -EPROTO && mono_s() - p->since < RETRY_PROTO_S)
 		return 0;
 	if (starting && err == -ENOEXEC) {
 		/* a launcher (a shell, pyenv's shim) may exec the interpreter next: wait for it */
@@ -415,7 +419,7 @@ static const struct window *window_of(const struct rec_lines *rl, pid_t pid)
 /* The tables of process @pid: one per (file, function), heaviest first, then the other rows. */
 static void print_process(const struct rec_lines *rl, struct mp_line_row *r, size_t n, pid_t pid)
 {
-	uint64_t grown = 0, freed = 0, hid_g = 0, hid_f = 0, hid_n = 0, shown = 0;
+	uint64_t grown = 0, freed = 0, hid_g = 0, hid_f = 0, hid_e = 0, hid_n = 0, shown = 0;
 	bool *done = calloc(n ? n : 1, sizeof(*done));
 	const struct window *w = window_of(rl, pid);
 	struct mp_view v;
@@ -433,6 +437,7 @@ static void print_process(const struct rec_lines *rl, struct mp_line_row *r, siz
 		if (rl->o->top && shown >= rl->o->top) {
 			hid_g += r[i].grown;
 			hid_f += r[i].freed;
+			hid_e += r[i].events;
 			hid_n++;
 			done[i] = true;
 			continue;
@@ -459,7 +464,8 @@ static void print_process(const struct rec_lines *rl, struct mp_line_row *r, siz
 		if (r[i].pid == pid && r[i].kind != MP_LINE_PY)
 			print_row(&r[i], mp_lines__kind_name(r[i].kind));
 	if (hid_n) {
-		struct mp_line_row h = { .grown = hid_g, .freed = hid_f };
+		struct mp_line_row h = { .kind = MP_LINE_NOFRAME, .grown = hid_g, .freed = hid_f,
+					 .events = hid_e };
 		char label[64];
 
 		snprintf(label, sizeof(label), "<%llu lighter lines, --top %u>",
