@@ -183,6 +183,8 @@ test-kernel-asan:
 		ASAN_OPTIONS=detect_leaks=1 \
 		$(TESTPY) -m pytest -q -p no:cacheprovider tests/kernel/test_run.py \
 		tests/kernel/test_hardening.py
+	$(Q)MPROF=$(abspath $(OUT)/asan/mprof) ASAN_OPTIONS=detect_leaks=1 \
+		$(TESTPY) -m pytest -q -p no:cacheprovider tests/pyframe/test_lines.py
 
 valgrind: $(UNIT_BINS)
 	$(Q)rc=0; for t in $(UNIT_BINS); do \
