@@ -313,7 +313,7 @@ int do_attach(int argc, char **argv)
 		}
 	}
 	if (o.rec.lines) {
-		err = rec_lines__new(&rl, &o.rec, be, &cred);
+		err = rec_lines__new(&rl, &o.rec, be, &cred, false);
 		if (!err)
 			err = lines_targets(rl, be);
 		if (err) {

@@ -19,6 +19,7 @@
 #include "exporter.h"
 #include "fleet.h"
 #include "live.h"
+#include "lines_out.h"
 #include "loop.h"
 #include "mprof.h"
 #include "procinfo.h"
@@ -72,7 +73,12 @@ static void usage(FILE *f)
 		"  --granularity MIB      smallest swing recorded in the files between ticks\n"
 		"  --ringbuf-kib N        kernel ring buffer size, KiB\n"
 		"  --stats                print the backend's counters at the end\n"
-		"  -h, --help             show this help message and exit\n");
+		"  -h, --help             show this help message and exit\n"
+		"\n"
+		"line attribution, for the Python processes (tables at the end; with -o DIR their\n"
+		"LINE/STACK records go to each process's .dat):\n"
+		"%s",
+		rec_lines_help);
 }
 
 enum {
@@ -202,6 +208,7 @@ static int parse_args(int argc, char **argv, struct fleet_opts *o)
 		{ "granularity", required_argument, NULL, REC_OPT_GRAN },
 		{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },
 		{ "stats", no_argument, NULL, REC_OPT_STATS },
+		REC_LINES_LONGOPTS,
 		{ 0 },
 	};
 	int c, r;
@@ -211,7 +218,9 @@ static int parse_args(int argc, char **argv, struct fleet_opts *o)
 	while ((c = getopt_long(argc, argv, ":hT:o:q", longs, NULL)) != -1) {
 		if (c == 'o')
 			c = 'O';
-		if (c == 'T' || c == REC_OPT_GRAN || c == REC_OPT_RINGBUF || c == REC_OPT_STATS) {
+		if (c == 'T' || c == REC_OPT_GRAN || c == REC_OPT_RINGBUF || c == REC_OPT_STATS ||
+		    c == REC_OPT_LINES || c == REC_OPT_TOP || c == REC_OPT_STACKS ||
+		    c == REC_OPT_SPEEDSCOPE || c == REC_OPT_PPROF) {
 			r = rec_opt(&o->rec, c, optarg);
 			if (r < 0)
 				return -2;
@@ -315,6 +324,8 @@ static int parse_args(int argc, char **argv, struct fleet_opts *o)
 		      "fleet --help)");
 		return -2;
 	}
+	if (rec_opts_check(&o->rec))
+		return -2;
 	return 0;
 }
 
@@ -344,9 +355,76 @@ static int add_initial(void *ctx, pid_t pid)
 	return mp_fleet__add_initial(a[0], a[1], pid);
 }
 
-static int open_as_user(void *ctx, const char *path, struct mp_dat **out, int *created)
+/* -o DIR: each process's file, for its line records at the end (a pid's last file). */
+struct files {
+	const struct mp_cred *cred;
+	struct file_of {
+		pid_t pid;
+		char *path;
+	} *f;
+	size_t n;
+};
+
+static int open_as_user(void *ctx, pid_t pid, const char *path, struct mp_dat **out,
+			int *created)
 {
-	return rec_open_output(path, ctx, out, created);
+	struct files *fs = ctx;
+	int err = rec_open_output(path, fs->cred, out, created);
+	struct file_of *nf;
+	char *copy;
+
+	if (err || !*created)
+		return err;
+	copy = strdup(path);
+	nf = copy ? realloc(fs->f, (fs->n + 1) * sizeof(*nf)) : NULL;
+	if (!nf) {
+		free(copy);
+		return 0; /* the file is fine; only its line records will be missing */
+	}
+	fs->f = nf;
+	nf[fs->n].pid = pid;
+	nf[fs->n].path = copy;
+	fs->n++;
+	return 0;
+}
+
+/* The LINE/STACK records of every attributed process into its file. */
+static void lines_to_files(const struct files *fs, struct rec_lines *rl)
+{
+	unsigned long failed = 0;
+	int first = 0;
+
+	for (size_t i = 0; i < fs->n; i++) {
+		struct mp_dat *d = NULL;
+		int created, err;
+
+		/* a later file of the same pid (reused) takes its records */
+		bool later = false;
+
+		for (size_t j = i + 1; j < fs->n; j++)
+			later = later || fs->f[j].pid == fs->f[i].pid;
+		if (later)
+			continue;
+		err = rec_open_output(fs->f[i].path, fs->cred, &d, &created);
+		if (!err)
+			err = rec_lines__write_dat(rl, fs->f[i].pid, d);
+		if (d) {
+			int err2 = mp_dat__close(d);
+
+			err = err ? err : err2;
+		}
+		if (err && !failed++)
+			first = err;
+	}
+	if (failed)
+		p_info("--lines: the line records of %lu processes could not be written: %s", failed,
+		       strerror(-first));
+}
+
+/* --lines: the processes found running at the start. */
+static int lines_initial(void *ctx, const struct mp_fleet_proc *p)
+{
+	return p->alive ? rec_lines__target(ctx, p->pid, 0) : 0;
 }
 
 static int stop_on_signal(void *ctx)
@@ -376,8 +454,10 @@ int do_fleet(int argc, char **argv)
 	struct mp_fleet *fleet = NULL;
 	struct mp_live *live = NULL;
 	struct mp_exporter *exp = NULL;
-	struct mp_sink *sinks[2];
-	struct mp_source *sources[2];
+	struct rec_lines *rl = NULL;
+	struct files files = { 0 };
+	struct mp_sink *sinks[3];
+	struct mp_source *sources[MP_LOOP_MAX_SOURCES];
 	struct mp_loop_result res;
 	size_t nsinks = 0, nsources = 0;
 	sigset_t waitmask;
@@ -402,6 +482,7 @@ int do_fleet(int argc, char **argv)
 		p_err("invalid SUDO_UID/SUDO_GID in the environment");
 		return 1;
 	}
+	files.cred = &cred;
 	if (o.out_dir) {
 		struct stat st;
 
@@ -423,6 +504,7 @@ int do_fleet(int argc, char **argv)
 			.max_procs = o.max_procs,
 			.fleet = &o.sel,
 			.window = o.listen != NULL,
+			.lines = o.rec.lines,
 		};
 		const char *floor = getenv("MPROF_BENCH_FLOOR");
 
@@ -439,7 +521,7 @@ int do_fleet(int argc, char **argv)
 			.out_dir = o.out_dir,
 			.hold = o.rec.interval > 0.05 ? o.rec.interval : 0.05,
 			.open_file = open_as_user,
-			.open_ctx = &cred,
+			.open_ctx = &files,
 			.exporter = o.listen != NULL,
 			.cgroup_root = o.cgroup_root[0] ? o.cgroup_root : NULL,
 		};
@@ -462,6 +544,17 @@ int do_fleet(int argc, char **argv)
 		}
 	}
 	sinks[nsinks++] = mp_fleet__sink(fleet);
+	if (o.rec.lines) {
+		err = rec_lines__new(&rl, &o.rec, be, &cred, true);
+		if (!err)
+			err = mp_fleet__each(fleet, lines_initial, rl);
+		if (err) {
+			p_err("cannot set up --lines: %s", strerror(-err));
+			goto cleanup;
+		}
+		sinks[nsinks++] = rec_lines__sink(rl);
+		rec_lines__sources(rl, sources, &nsources);
+	}
 	if (o.listen) {
 		struct mp_exporter_src src = { fleet_each, fleet_totals, fleet_window, fleet };
 		struct mp_exporter_opts eo = { .listen = o.listen };
@@ -546,9 +639,18 @@ int do_fleet(int argc, char **argv)
 			       (unsigned long long)t.starts, (unsigned long long)t.exits,
 			       (unsigned long long)t.oom_kills, (unsigned long long)t.tracked);
 	}
+	if (rl) {
+		if (rec_lines__report(rl, NULL))
+			goto cleanup;
+		lines_to_files(&files, rl);
+	}
 	ret = 0;
 cleanup:
 	mp_live__free(live);
+	rec_lines__free(rl);
+	for (size_t i = 0; i < files.n; i++)
+		free(files.f[i].path);
+	free(files.f);
 	mp_exporter__free(exp);
 	mp_fleet__free(fleet);
 	if (be)

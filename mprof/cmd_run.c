@@ -505,7 +505,7 @@ int do_run(int argc, char **argv)
 		}
 	}
 	if (o.rec.lines) {
-		err = rec_lines__new(&rl, &o.rec, be, &cred);
+		err = rec_lines__new(&rl, &o.rec, be, &cred, false);
 		if (err) {
 			p_err("cannot set up --lines: %s", strerror(-err));
 			goto kill_child;

@@ -31,11 +31,21 @@ struct pending {
 struct window {
 	pid_t pid;
 	uint64_t rss_start;
-	unsigned int minor;
+	double since; /* epoch seconds of the attach */
+};
+
+/* Fleet: refusals are counted by reason, said once at the end. */
+#define MAX_REASONS 8
+
+struct reason {
+	const char *why;
+	unsigned long n;
 };
 
 struct rec_lines {
 	const struct rec_opts *o;
+	bool fleet;
+	struct reason reasons[MAX_REASONS];
 	const struct mp_cred *cred;
 	struct mp_backend *be;
 	struct mp_lines *l;
@@ -82,9 +92,23 @@ static int window_add(struct rec_lines *rl, pid_t pid)
 		return -ENOMEM;
 	rl->win = nw;
 	nw[rl->nwin].pid = pid;
+	nw[rl->nwin].since = mp_clock__now_epoch();
 	nw[rl->nwin].rss_start = rl->be->proc(rl->be, pid, &v) ? 0 : v.rss;
 	rl->nwin++;
 	return 0;
+}
+
+static void count_reason(struct rec_lines *rl, const char *why)
+{
+	for (int i = 0; i < MAX_REASONS; i++) {
+		if (!rl->reasons[i].why)
+			rl->reasons[i].why = why;
+		if (rl->reasons[i].why == why || !strcmp(rl->reasons[i].why, why)) {
+			rl->reasons[i].n++;
+			return;
+		}
+	}
+	rl->reasons[MAX_REASONS - 1].n++; /* "other reasons" */
 }
 
 /*
@@ -109,14 +133,17 @@ static int try_attach(struct rec_lines *rl, struct pending *p, bool starting)
 		return 0;
 	if (starting && err == -EPROTO && mono_s() - p->since < RETRY_PROTO_S)
 		return 0;
-	if (starting && err == -ENOEXEC) {
+	if ((starting || rl->fleet) && err == -ENOEXEC) {
 		/* a launcher (a shell, pyenv's shim) may exec the interpreter next: wait for it */
 		p->polling = false;
 		return 0;
 	}
 	if (err == -EAGAIN)
 		p->why = "python did not finish starting";
-	p_info("--lines: process %d: %s: recording its RSS only", (int)p->pid, p->why);
+	if (rl->fleet)
+		count_reason(rl, p->why);
+	else
+		p_info("--lines: process %d: %s: recording its RSS only", (int)p->pid, p->why);
 	return 1;
 }
 
@@ -163,17 +190,31 @@ static int retry_ready(struct mp_source *s)
 	return arm(rl, any_polling(rl));
 }
 
-/* A process waiting for an exec did exec: try it again, as one that is starting. */
-static int on_exec(struct rec_lines *rl, pid_t pid)
+/*
+ * Process @pid exec'd: one waiting for an exec (a launcher) is tried again as starting; one
+ * attributed is read again, as the new program it is (another interpreter, or none); in a
+ * fleet, any process (it joined, or became Python).
+ */
+static const struct window *window_of(const struct rec_lines *rl, pid_t pid);
+
+static int on_exec(struct rec_lines *rl, pid_t pid, double t)
 {
+	const struct window *w = window_of(rl, pid);
+
 	for (size_t i = 0; i < rl->npend; i++) {
-		if (rl->pend[i].pid != pid || rl->pend[i].polling)
+		if (rl->pend[i].pid != pid)
 			continue;
 		rl->pend[i].polling = true;
 		rl->pend[i].since = mono_s();
 		return arm(rl, true);
 	}
-	return 0;
+	if (mp_lines__has(rl->l, pid)) {
+		if (w && t <= w->since)
+			return 0; /* the exec it was attached after (a command mprof started) */
+		mp_lines__exec(rl->l, pid);
+		return rec_lines__target(rl, pid, 1);
+	}
+	return rl->fleet ? rec_lines__target(rl, pid, 1) : 0;
 }
 
 static int wake_ready(struct mp_source *s)
@@ -190,8 +231,8 @@ static int sink_event(struct mp_sink *s, const struct mp_sample *ev)
 	/* the counts are in the kernel's table, read at ticks; an exit releases what is left */
 	if (ev->kind == MP_EV_EXIT && mp_lines__attached(rl->l))
 		return mp_lines__exited(rl->l, ev->pid, ev->bytes);
-	if (ev->kind == MP_EV_EXEC && rl->npend)
-		return on_exec(rl, ev->pid);
+	if (ev->kind == MP_EV_EXEC || (ev->kind == MP_EV_JOIN && rl->fleet))
+		return on_exec(rl, ev->pid, ev->t);
 	return 0;
 }
 
@@ -211,7 +252,7 @@ static int sink_finish(struct mp_sink *s, struct mp_backend *be)
 }
 
 int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_backend *be,
-		   const struct mp_cred *cred)
+		   const struct mp_cred *cred, bool fleet)
 {
 	struct rec_lines *rl = calloc(1, sizeof(*rl));
 	int err;
@@ -219,6 +260,7 @@ int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_b
 	if (!rl)
 		return -ENOMEM;
 	rl->o = o;
+	rl->fleet = fleet;
 	rl->cred = cred;
 	rl->be = be;
 	rl->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -410,7 +452,7 @@ static void print_row(const struct mp_line_row *r, const char *label)
 
 static const struct window *window_of(const struct rec_lines *rl, pid_t pid)
 {
-	for (size_t i = 0; i < rl->nwin; i++)
+	for (size_t i = rl->nwin; i-- > 0;)
 		if (rl->win[i].pid == pid)
 			return &rl->win[i];
 	return NULL;
@@ -552,15 +594,29 @@ static int write_file(const struct rec_lines *rl, const char *path, enum file_ki
 	return err;
 }
 
+int rec_lines__write_dat(const struct rec_lines *rl, pid_t pid, struct mp_dat *dat)
+{
+	int err = mp_lines__write_dat(rl->l, dat, pid);
+
+	return err ? err : mp_dat__flush(dat);
+}
+
 int rec_lines__report(struct rec_lines *rl, struct mp_dat *dat)
 {
 	struct rows rs = { 0 };
 	struct mp_lines_stats st;
 	int err;
 
-	for (size_t i = 0; i < rl->npend; i++)
-		p_info("--lines: process %d: %s: recorded its RSS only", (int)rl->pend[i].pid,
-		       rl->pend[i].why);
+	for (size_t i = 0; i < rl->npend; i++) {
+		if (rl->fleet)
+			count_reason(rl, rl->pend[i].why);
+		else
+			p_info("--lines: process %d: %s: recorded its RSS only",
+			       (int)rl->pend[i].pid, rl->pend[i].why);
+	}
+	for (int i = 0; i < MAX_REASONS && rl->reasons[i].n; i++)
+		p_info("--lines: %lu processes recorded with RSS only: %s", rl->reasons[i].n,
+		       i == MAX_REASONS - 1 ? "these and other reasons" : rl->reasons[i].why);
 	if (!mp_lines__attached(rl->l))
 		return 0;
 	err = mp_lines__each_row(rl->l, row_keep, &rs);
@@ -572,8 +628,8 @@ int rec_lines__report(struct rec_lines *rl, struct mp_dat *dat)
 	fflush(stdout);
 	mp_lines__stats(rl->l, &st);
 	if (st.unresolved)
-		p_info("--lines: %llu of %llu stacks could not be named (their code was gone "
-		       "before mprof read it)",
+		p_info("--lines: %llu of %llu stacks have frames mprof could not name: their code "
+		       "was freed first (as a module body's, once its import is done)",
 		       (unsigned long long)st.unresolved, (unsigned long long)st.stacks);
 	if (st.walk.failed)
 		p_info("--lines: %llu stack reads failed (frames being rewritten, or not "
@@ -583,7 +639,7 @@ int rec_lines__report(struct rec_lines *rl, struct mp_dat *dat)
 		p_info("--lines: %llu changes were not attributed (the table of stacks was full)",
 		       (unsigned long long)st.dropped);
 	if (dat) {
-		err = mp_lines__write_dat(rl->l, dat);
+		err = mp_lines__write_dat(rl->l, dat, 0);
 		if (!err)
 			err = mp_dat__flush(dat);
 		if (err) {

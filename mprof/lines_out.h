@@ -10,6 +10,7 @@
 #ifndef MPROF_LINES_OUT_H
 #define MPROF_LINES_OUT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -22,9 +23,13 @@
 
 struct rec_lines;
 
-/* A new, empty state for @be (which must have been set up with --lines). 0 or -errno. */
+/*
+ * A new, empty state for @be (which must have been set up with --lines). @fleet: processes
+ * that join or exec are tried too, and refusals are counted by reason, not said one by one.
+ * Returns 0 or -errno.
+ */
 int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_backend *be,
-		   const struct mp_cred *cred);
+		   const struct mp_cred *cred, bool fleet);
 /* Accepts NULL. */
 void rec_lines__free(struct rec_lines *rl);
 
@@ -47,5 +52,8 @@ void rec_lines__sources(struct rec_lines *rl, struct mp_source **srcs, size_t *n
  * or -errno after printing the error.
  */
 int rec_lines__report(struct rec_lines *rl, struct mp_dat *dat);
+
+/* Fleet, -o DIR: the LINE/STACK records of process @pid alone into its @dat. 0 or -errno. */
+int rec_lines__write_dat(const struct rec_lines *rl, pid_t pid, struct mp_dat *dat);
 
 #endif

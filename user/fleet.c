@@ -234,7 +234,8 @@ static int open_row_file(struct mp_fleet *f, struct row *r, double now)
 		else
 			snprintf(path, sizeof(path), "%s/mprofile_%d_%s_%d.dat", f->o.out_dir,
 				 (int)r->pub.pid, stamp, n);
-		err = f->o.open_file ? f->o.open_file(f->o.open_ctx, path, &r->dat, &created)
+		err = f->o.open_file ? f->o.open_file(f->o.open_ctx, r->pub.pid, path, &r->dat,
+							&created)
 				     : mp_dat__open(&r->dat, path, &created);
 		if (!err && !created) {
 			mp_dat__close(r->dat);

@@ -79,7 +79,7 @@ struct mp_fleet_opts {
 	const char *out_dir;
 	double hold; /* the recorders' hold-back, seconds (about one interval) */
 	/* Creates a file as the right user (mprof under sudo); NULL: mp_dat__open(). */
-	int (*open_file)(void *ctx, const char *path, struct mp_dat **out, int *created);
+	int (*open_file)(void *ctx, pid_t pid, const char *path, struct mp_dat **out, int *created);
 	void *open_ctx;
 	/* An exporter takes exited processes out of the table (after one scrape). */
 	bool exporter;

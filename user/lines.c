@@ -17,6 +17,8 @@ struct target {
 	struct mp_pyresolver *r;
 	char cwd[PATH_MAX]; /* to read sources named relatively (co_filename is relative on 3.8) */
 	bool failed;	    /* could not be opened: its stacks stay unresolved */
+	bool attached;	    /* described to the kernel side by mp_lines__attach() */
+	bool was_attached;  /* before an exec */
 };
 
 /* A resolved stack of one process. */
@@ -180,13 +182,37 @@ int mp_lines__attach(struct mp_lines *l, struct mp_backend *be, pid_t pid, const
 	err = be->lines_add(be, pid, &t->t->proc);
 	if (err && why)
 		*why = "cannot describe the interpreter to the kernel side";
+	if (!err)
+		t->attached = true;
 	return err;
+}
+
+void mp_lines__exec(struct mp_lines *l, pid_t pid)
+{
+	struct target *t = target_of(l, pid);
+
+	if (!t)
+		return;
+	mp_pyresolver__free(t->r);
+	mp_pytarget__free(t->t);
+	t->r = NULL;
+	t->t = NULL;
+	t->failed = false;
+	t->was_attached = t->was_attached || t->attached;
+	t->attached = false;
+}
+
+bool mp_lines__has(const struct mp_lines *l, pid_t pid)
+{
+	struct target *t = target_of((struct mp_lines *)l, pid);
+
+	return t && t->attached;
 }
 
 bool mp_lines__attached(const struct mp_lines *l)
 {
 	for (size_t i = 0; i < l->ntargets; i++)
-		if (l->targets[i].t)
+		if (l->targets[i].attached || l->targets[i].was_attached)
 			return true;
 	return false;
 }
@@ -574,13 +600,21 @@ static int put_frame(FILE *f, const char *func, const char *file, int line)
 	return fprintf(f, ":%d)", line) < 0 ? -EIO : 0;
 }
 
+struct collapsed_ctx {
+	FILE *f;
+	bool pids; /* stacks of several processes: each starts with "pid N" */
+};
+
 static int collapsed_one(void *ctx, const struct mp_line_stack *s)
 {
-	FILE *f = ctx;
+	struct collapsed_ctx *c = ctx;
+	FILE *f = c->f;
 	int err = 0;
 
 	if (!s->grown)
 		return 0;
+	if (c->pids && fprintf(f, "pid %d;", (int)s->pid) < 0)
+		return -EIO;
 	if (!s->nframes)
 		err = put_frame(f, mp_lines__kind_name(s->kind), NULL, 0);
 	for (unsigned int i = 0; i < s->nframes && !err; i++) {
@@ -593,9 +627,25 @@ static int collapsed_one(void *ctx, const struct mp_line_stack *s)
 	return err;
 }
 
+/* Did more than one process grow? */
+static bool several_pids(const struct mp_lines *l)
+{
+	pid_t first = 0;
+
+	for (size_t i = 0; i < l->cap; i++) {
+		if (!l->st[i].pid || !l->st[i].grown)
+			continue;
+		if (first && l->st[i].pid != first)
+			return true;
+		first = l->st[i].pid;
+	}
+	return false;
+}
+
 int mp_lines__write_collapsed(const struct mp_lines *l, FILE *f)
 {
-	int err = mp_lines__each_stack(l, collapsed_one, f);
+	struct collapsed_ctx c = { f, several_pids(l) };
+	int err = mp_lines__each_stack(l, collapsed_one, &c);
 
 	return err ? err : (fflush(f) ? -EIO : 0);
 }
@@ -742,9 +792,18 @@ out:
 	return err;
 }
 
+struct dat_ctx {
+	struct mp_dat *d;
+	pid_t only;
+};
+
 static int dat_row(void *ctx, const struct mp_line_row *r)
 {
-	return mp_dat__line(ctx, r->pid, r->grown, r->freed, r->events, r->line,
+	struct dat_ctx *c = ctx;
+
+	if (c->only && r->pid != c->only)
+		return 0;
+	return mp_dat__line(c->d, r->pid, r->grown, r->freed, r->events, r->line,
 			    r->kind == MP_LINE_PY ? r->func : mp_lines__kind_name(r->kind),
 			    r->file ? r->file : "-");
 }
@@ -755,7 +814,10 @@ static int dat_stack(void *ctx, const struct mp_line_stack *s)
 	int lines_[MP_PY_MAX_DEPTH];
 	const char *special = mp_lines__kind_name(s->kind);
 	unsigned int n = s->nframes;
+	struct dat_ctx *c = ctx;
 
+	if (c->only && s->pid != c->only)
+		return 0;
 	if (!n) {
 		names[0] = special;
 		files[0] = "-";
@@ -768,15 +830,16 @@ static int dat_stack(void *ctx, const struct mp_line_stack *s)
 			lines_[i] = s->frames[i].line;
 		}
 	}
-	return mp_dat__stack(ctx, s->pid, s->grown, s->freed, s->events, n,
+	return mp_dat__stack(c->d, s->pid, s->grown, s->freed, s->events, n,
 			     (const char *const *)names, (const char *const *)files, lines_);
 }
 
-int mp_lines__write_dat(const struct mp_lines *l, struct mp_dat *d)
+int mp_lines__write_dat(const struct mp_lines *l, struct mp_dat *d, pid_t only)
 {
-	int err = mp_lines__each_row(l, dat_row, d);
+	struct dat_ctx c = { d, only };
+	int err = mp_lines__each_row(l, dat_row, &c);
 
 	if (!err)
-		err = mp_lines__each_stack(l, dat_stack, d);
+		err = mp_lines__each_stack(l, dat_stack, &c);
 	return err;
 }

@@ -82,6 +82,15 @@ void mp_lines__free(struct mp_lines *l);
  */
 int mp_lines__attach(struct mp_lines *l, struct mp_backend *be, pid_t pid, const char **why);
 
+/*
+ * Process @pid exec'd: the interpreter it was read as is gone (its stacks named so far keep
+ * their names). It can be attached again with mp_lines__attach().
+ */
+void mp_lines__exec(struct mp_lines *l, pid_t pid);
+
+/* Is process @pid attributed (attached, and not exec'd since)? */
+bool mp_lines__has(const struct mp_lines *l, pid_t pid);
+
 /* Has any target been attached? */
 bool mp_lines__attached(const struct mp_lines *l);
 
@@ -120,7 +129,8 @@ const char *mp_lines__kind_name(enum mp_line_kind kind);
 /*
  * The stacks of growth in the collapsed format flame-graph tools read: one line per stack that
  * grew, frames root first, each "name (path:line)", separated by ';', a space, the bytes grown.
- * Returns 0 or -EIO.
+ * When the stacks are of more than one process, each starts with a frame "pid N". Returns 0 or
+ * -EIO.
  */
 int mp_lines__write_collapsed(const struct mp_lines *l, FILE *f);
 
@@ -129,8 +139,9 @@ int mp_lines__write_speedscope(const struct mp_lines *l, FILE *f, const char *na
 
 /*
  * Append the rows and stacks to a .dat as LINE and STACK records (user/datfile.h reads them;
- * memory_profiler skips records it does not know). Returns 0 or -errno.
+ * memory_profiler skips records it does not know); @only: those of that process, 0: all.
+ * Returns 0 or -errno.
  */
-int mp_lines__write_dat(const struct mp_lines *l, struct mp_dat *d);
+int mp_lines__write_dat(const struct mp_lines *l, struct mp_dat *d, pid_t only);
 
 #endif

@@ -276,3 +276,37 @@ def test_bad_line_options(args, msg, tmp_path):
         assert r.returncode == 2, (cmd, r.stderr)
         assert msg in r.stderr and len(r.stderr.splitlines()) == 1, (cmd, r.stderr)
         assert os.listdir(str(tmp_path)) == []
+
+
+@needs_kernel
+def test_fleet_lines_per_process(tmp_path):
+    """A shell in the fleet execs Python later: it is read from its exec on; its rows go to its
+    own .dat, and the stacks file names the process of each stack when there are several."""
+    py = dict(PYS).get("pyenv-3.12") or (PYS[-1][1] if PYS else sys.executable)
+    m = markers(RUN_LINES)
+    out = tmp_path / "out"
+    out.mkdir()
+    sh = subprocess.Popen(["sh", "-c", 'read x; exec "$0" "$1"', py, RUN_LINES],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        fl = subprocess.Popen([MPROF, "fleet", "--pid", str(sh.pid), "--lines", "-q", "-o",
+                               str(out), "--duration", "30", "--stacks",
+                               str(tmp_path / "s.txt")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # loaded and following the shell
+        sh.stdin.write("go\n")
+        sh.stdin.flush()
+        sh.wait(timeout=60)
+        fl.send_signal(2)
+        fo, fe = fl.communicate(timeout=60)
+    finally:
+        for p in (sh,):
+            if p.poll() is None:
+                p.kill()
+    assert fl.returncode == 0, fe
+    assert "--lines: 1 processes recorded with RSS only: not a python process" not in fe, fe
+    [dat] = [f for f in out.iterdir() if f.name.startswith("mprofile_%d_" % sh.pid)]
+    rec = LineRecords(dat)
+    assert near(rec.at(RUN_LINES, m["BUILD"], "grown"), 80 * MIB), (fo, fe)
+    assert all(r[0] == sh.pid for r in rec.lines)
+    check_totals(rec, fo, sh.pid)
