@@ -173,6 +173,8 @@ static int peak_record(void *ctx, const struct mp_record *r)
 	case MP_REC_CMDLINE:
 		return mp_datfile__add_record(&pk->kids, r); /* the last one wins */
 	case MP_REC_FUNC:
+	case MP_REC_LINE:
+	case MP_REC_STACK:
 		return 0;
 	}
 	return 0;

@@ -1,9 +1,10 @@
 /*
  * mprof report [-o FILE.html] [-t TITLE] [profiles...]: one self-contained HTML page with the
  * memory curves (zoomable, with hover values), the function calls as brackets and a flame band,
- * the children's curves, the peaks; several profiles are overlaid. Without -o the page goes
- * beside the (first) data file as <name>.html (<name>_overlay.html for several) and its path is
- * printed, as plot does with its PNG.
+ * the children's curves, the peaks, and with line attribution records (LINE, STACK) each
+ * process's line tables and an icicle of its stacks of growth; several profiles are overlaid.
+ * Without -o the page goes beside the (first) data file as <name>.html (<name>_overlay.html for
+ * several) and its path is printed, as plot does with its PNG.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,9 +24,12 @@ static void report_usage(FILE *f)
 		"Write one self-contained HTML page (it needs no network) showing the profiles:\n"
 		"the memory curve, zoomable, with the values under the cursor; function calls as\n"
 		"brackets and a flame band; children's curves, shown or hidden from the legend;\n"
-		"the peak. Several profiles are overlaid, each from its own start. Without a\n"
-		"profile, the newest mprofile_*.dat of the current folder is used; an integer is\n"
-		"an index into those files, sorted, negative ones counting from the newest.\n\n"
+		"the peak. A file recorded with --lines also gets, per process, its line tables\n"
+		"(heaviest first, with the source lines as they read now) and an icicle of its\n"
+		"stacks of growth. Several profiles are overlaid, each from its own start.\n"
+		"Without a profile, the newest mprofile_*.dat of the current folder is used; an\n"
+		"integer is an index into those files, sorted, negative ones counting from the\n"
+		"newest.\n\n"
 		"  -o, --output FILE   the page to write (default: <data file>.html, path printed)\n"
 		"  -t, --title TITLE   title (default: the command line of a single profile)\n"
 		"  -h, --help          show this help\n");

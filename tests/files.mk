@@ -16,7 +16,7 @@ FUZZ_REPORT_SECONDS ?= 10
 FILES_ASAN_OUT := $(OUT)/asan
 FILES_ASAN_CFLAGS := $(ASAN_CFLAGS)
 FILES_ASAN_LDFLAGS := $(ASAN_LDFLAGS)
-FILES_UNIT := $(addprefix $(FILES_ASAN_OUT)/tests/,test_datfile test_plot test_json)
+FILES_UNIT := $(addprefix $(FILES_ASAN_OUT)/tests/,test_datfile test_linetab test_sources test_plot test_json)
 FUZZ_DIR := $(OUT)/fuzz
 FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Iuser $(CAIRO_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -36,11 +36,13 @@ $(FUZZ_DIR)/fuzz_plot: tests/fuzz/fuzz_plot.c user/plot.c user/plot.h user/datfi
 
 # The report writer includes the generated page header (mprof/report/report.mk).
 $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c user/report.c user/report.h user/json.c user/json.h \
-		user/plot.c user/plot.h user/datfile.c user/datreduce.c user/datfile.h $(REPORT_ASSETS)
+		user/plot.c user/plot.h user/datfile.c user/datreduce.c user/datfile.h \
+		user/linetab.c user/linetab.h user/sources.c user/sources.h $(REPORT_ASSETS)
 	$(Q)mkdir -p $(FUZZ_DIR)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) -I$(OUT) -o $@ tests/fuzz/fuzz_report.c user/report.c user/json.c \
-		user/plot.c user/datfile.c user/datreduce.c $(shell pkg-config --libs cairo 2>/dev/null) -lm
+		user/plot.c user/datfile.c user/datreduce.c user/linetab.c user/sources.c \
+		$(shell pkg-config --libs cairo 2>/dev/null) -lm
 
 # fuzz-run NAME SECONDS MAXLEN: new inputs go to a scratch corpus under $(OUT), the seeds in
 # tests/data stay as they are; a failing input is kept under $(FUZZ_DIR).

@@ -15,8 +15,10 @@
 
 /* Longest number we accept: "%.6f" of any real RSS is ~20 characters, so this leaves room. */
 #define MP_NUM_MAX 128
-/* A FUNC line uses the keyword and six fields; anything after is ignored. */
-#define MP_MAX_TOKENS 7
+/* A LINE record uses the keyword and seven fields (FUNC six); anything after is ignored. */
+#define MP_MAX_TOKENS 8
+/* The most fields a MEM, CHLD or FUNC line can have for its torn-line check (FUNC and a level). */
+#define MP_NUM_REC_TOKENS 7
 
 struct tok {
 	const char *p;
@@ -40,6 +42,19 @@ void mp_datfile__release(struct mp_datfile *df)
 		free(df->funcs[i].calls);
 	}
 	free(df->funcs);
+	for (size_t i = 0; i < df->n_line_recs; i++) {
+		free(df->line_recs[i].func);
+		free(df->line_recs[i].file);
+	}
+	free(df->line_recs);
+	for (size_t i = 0; i < df->n_stacks; i++) {
+		for (size_t k = 0; k < df->stacks[i].nframes; k++) {
+			free(df->stacks[i].frames[k].func);
+			free(df->stacks[i].frames[k].file);
+		}
+		free(df->stacks[i].frames);
+	}
+	free(df->stacks);
 	free(df->child_idx);
 	free(df->func_idx);
 	mp_datfile__init(df);
@@ -380,6 +395,121 @@ static int parse_uint(const struct tok *t, int *out)
 	return 0;
 }
 
+/* A non-negative decimal integer that fits 64 bits (a LINE or STACK count). */
+static int parse_u64(const struct tok *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+
+	if (t->n && t->p[0] == '+')
+		i++;
+	if (i == t->n)
+		return -EINVAL;
+	for (; i < t->n; i++) {
+		unsigned int d;
+
+		if (!is_digit(t->p[i]))
+			return -EINVAL;
+		d = (unsigned int)(t->p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+ssize_t mp_datfile__unescape(const char *s, size_t n, char *out)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '%') {
+			int hi = n - i >= 3 ? hex_value(s[i + 1]) : -1;
+			int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+
+			/* %00 would cut the decoded name short: no writer makes it */
+			if (lo < 0 || (hi | lo) == 0)
+				return -EINVAL;
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (out)
+			out[w] = c;
+		w++;
+	}
+	if (out)
+		out[w] = '\0';
+	return (ssize_t)w;
+}
+
+/* A malloc'ed decoded copy of the (checked) field @p[0..n), or NULL. */
+static char *dup_unescaped(const char *p, size_t n)
+{
+	char *out = malloc(n + 1);
+
+	if (out)
+		(void)mp_datfile__unescape(p, n, out);
+	return out;
+}
+
+/*
+ * The frames field of a STACK record, "<func>:<file>:<line>[;...]" (@n bytes at @p; 0 bytes is
+ * no frame): checked, and with @out (room for every frame, zeroed) decoded into it. Returns the
+ * number of frames, -EINVAL for a bad field, or -ENOMEM (@out then holds what was copied).
+ */
+static long stack_frames(const char *p, size_t n, struct mp_frame_rec *out)
+{
+	size_t off = 0;
+	long count = 0;
+
+	if (!n)
+		return 0;
+	for (;;) {
+		const char *seg = p + off, *semi = memchr(seg, ';', n - off);
+		size_t len = semi ? (size_t)(semi - seg) : n - off;
+		const char *c1 = memchr(seg, ':', len), *c2;
+		struct tok num;
+		int line;
+
+		if (!c1)
+			return -EINVAL;
+		c2 = memchr(c1 + 1, ':', (size_t)(seg + len - c1 - 1));
+		if (!c2 || memchr(c2 + 1, ':', (size_t)(seg + len - c2 - 1)))
+			return -EINVAL;
+		num.p = c2 + 1;
+		num.n = (size_t)(seg + len - c2 - 1);
+		if (c1 == seg || c2 == c1 + 1 || parse_uint(&num, &line) ||
+		    mp_datfile__unescape(seg, (size_t)(c1 - seg), NULL) < 0 ||
+		    mp_datfile__unescape(c1 + 1, (size_t)(c2 - c1 - 1), NULL) < 0)
+			return -EINVAL;
+		if (out) {
+			out[count].func = dup_unescaped(seg, (size_t)(c1 - seg));
+			out[count].file = dup_unescaped(c1 + 1, (size_t)(c2 - c1 - 1));
+			out[count].line = line;
+			if (!out[count].func || !out[count].file)
+				return -ENOMEM;
+		}
+		count++;
+		if (!semi)
+			return count;
+		off += len + 1;
+	}
+}
+
 /* An upper-case word such as a future record kind: [A-Z][A-Z0-9_]*. */
 static bool is_keyword(const struct tok *t)
 {
@@ -438,8 +568,8 @@ static int parse_record(const char *line, size_t len, bool complete, struct mp_r
 	 * An unterminated last line is a record only when its last time still has its decimals
 	 * (every writer prints them): "MEM 99999.0 17" is "MEM 99999.0 1796156891.5788" cut short.
 	 */
-	if (!complete && n <= MP_MAX_TOKENS && (tok_is(&t[0], "MEM") || tok_is(&t[0], "CHLD") ||
-						(tok_is(&t[0], "FUNC") && n <= 6))) {
+	if (!complete && n <= MP_NUM_REC_TOKENS &&
+	    (tok_is(&t[0], "MEM") || tok_is(&t[0], "CHLD") || (tok_is(&t[0], "FUNC") && n <= 6))) {
 		const struct tok *last = &t[n - 1];
 		const char *dot = memchr(last->p, '.', last->n);
 
@@ -447,6 +577,11 @@ static int parse_record(const char *line, size_t len, bool complete, struct mp_r
 			sc->torn_line = sc->n_lines;
 			return 1;
 		}
+	}
+	/* A cut name or stack reads as a whole one: an unterminated LINE or STACK is never kept. */
+	if (!complete && (tok_is(&t[0], "LINE") || tok_is(&t[0], "STACK"))) {
+		sc->torn_line = sc->n_lines;
+		return 1;
 	}
 	memset(r, 0, sizeof(*r));
 	if (tok_is(&t[0], "MEM")) {
@@ -471,6 +606,35 @@ static int parse_record(const char *line, size_t len, bool complete, struct mp_r
 			return 0;
 		}
 		why = "bad FUNC record, expected 'FUNC <name> <MiB> <time> <MiB> <time> [<level>]'";
+	} else if (tok_is(&t[0], "LINE")) {
+		r->kind = MP_REC_LINE;
+		why = "bad LINE record, expected "
+		      "'LINE <pid> <grown> <freed> <events> <line> <function> <file>'";
+		if (n >= 8 && !parse_uint(&t[1], &r->pid) && !parse_u64(&t[2], &r->grown) &&
+		    !parse_u64(&t[3], &r->freed) && !parse_u64(&t[4], &r->events) &&
+		    !parse_uint(&t[5], &r->line)) {
+			if (mp_datfile__unescape(t[6].p, t[6].n, NULL) >= 0 &&
+			    mp_datfile__unescape(t[7].p, t[7].n, NULL) >= 0) {
+				r->text = t[6].p;
+				r->len = t[6].n;
+				r->file = t[7].p;
+				r->file_len = t[7].n;
+				return 0;
+			}
+			why = "bad LINE record: a '%' without two hex digits after it (or %00) "
+			      "in its function or file";
+		}
+	} else if (tok_is(&t[0], "STACK")) {
+		r->kind = MP_REC_STACK;
+		if (n >= 5 && !parse_uint(&t[1], &r->pid) && !parse_u64(&t[2], &r->grown) &&
+		    !parse_u64(&t[3], &r->freed) && !parse_u64(&t[4], &r->events) &&
+		    stack_frames(n > 5 ? t[5].p : "", n > 5 ? t[5].n : 0, NULL) >= 0) {
+			r->text = n > 5 ? t[5].p : "";
+			r->len = n > 5 ? t[5].n : 0;
+			return 0;
+		}
+		why = "bad STACK record, expected 'STACK <pid> <grown> <freed> <events> "
+		      "<function>:<file>:<line>[;...]' (text %XX-escaped)";
 	} else if (tok_is(&t[0], "CMDLINE")) {
 		r->kind = MP_REC_CMDLINE;
 		cmdline_text(line, len, &r->text, &r->len);
@@ -484,7 +648,7 @@ static int parse_record(const char *line, size_t len, bool complete, struct mp_r
 		sc->n_skipped++;
 		return 1;
 	} else {
-		why = "not a profile record (expected CMDLINE, MEM, CHLD or FUNC)";
+		why = "not a profile record (expected CMDLINE, MEM, CHLD, FUNC, LINE or STACK)";
 	}
 	/* a writer killed in the middle of a line leaves exactly this: the rest is good */
 	if (!complete) {
@@ -604,6 +768,152 @@ cleanup:
 	return err;
 }
 
+static int add_line(struct mp_datfile *df, const struct mp_record *r)
+{
+	struct mp_line_rec *l;
+	int err = grow((void **)&df->line_recs, &df->line_recs_cap, df->n_line_recs + 1,
+		       sizeof(*df->line_recs));
+
+	if (err)
+		return err;
+	l = &df->line_recs[df->n_line_recs];
+	memset(l, 0, sizeof(*l));
+	l->pid = r->pid;
+	l->line = r->line;
+	l->grown = r->grown;
+	l->freed = r->freed;
+	l->events = r->events;
+	l->func = dup_unescaped(r->text, r->len);
+	l->file = dup_unescaped(r->file, r->file_len);
+	if (!l->func || !l->file) {
+		free(l->func);
+		free(l->file);
+		return -ENOMEM;
+	}
+	df->n_line_recs++;
+	return 0;
+}
+
+static int add_stack(struct mp_datfile *df, const struct mp_record *r)
+{
+	struct mp_stack_rec *s;
+	long n = stack_frames(r->text, r->len, NULL);
+	int err;
+
+	if (n < 0)
+		return (int)n; /* the scan checked it: a record made by hand */
+	err = grow((void **)&df->stacks, &df->stacks_cap, df->n_stacks + 1, sizeof(*df->stacks));
+	if (err)
+		return err;
+	s = &df->stacks[df->n_stacks];
+	memset(s, 0, sizeof(*s));
+	s->pid = r->pid;
+	s->grown = r->grown;
+	s->freed = r->freed;
+	s->events = r->events;
+	if (n) {
+		s->frames = calloc((size_t)n, sizeof(*s->frames));
+		if (!s->frames)
+			return -ENOMEM;
+		s->nframes = (size_t)n;
+		if (stack_frames(r->text, r->len, s->frames) < 0) {
+			for (long k = 0; k < n; k++) {
+				free(s->frames[k].func);
+				free(s->frames[k].file);
+			}
+			free(s->frames);
+			return -ENOMEM;
+		}
+	}
+	df->n_stacks++;
+	return 0;
+}
+
+bool mp_line_rec__special(const struct mp_line_rec *r)
+{
+	return r->line == 0 && !strcmp(r->file, "-");
+}
+
+struct pid_first {
+	int pid;
+	size_t first;
+};
+
+static int pid_first_by_pid(const void *a, const void *b)
+{
+	const struct pid_first *p = a, *q = b;
+
+	if (p->pid != q->pid)
+		return (p->pid > q->pid) - (p->pid < q->pid);
+	return (p->first > q->first) - (p->first < q->first);
+}
+
+static int pid_first_by_first(const void *a, const void *b)
+{
+	const struct pid_first *p = a, *q = b;
+
+	return (p->first > q->first) - (p->first < q->first);
+}
+
+int mp_datfile__line_pids(const struct mp_datfile *df, int **out, size_t *n)
+{
+	size_t total = df->n_line_recs + df->n_stacks, m = 0;
+	struct pid_first *v;
+	int *pids;
+
+	*out = NULL;
+	*n = 0;
+	if (!total)
+		return 0;
+	/* sorted by pid, then back in order of first appearance: n log n for a fleet's files */
+	v = malloc(total * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < total; i++) {
+		v[i].pid = i < df->n_line_recs ? df->line_recs[i].pid :
+						 df->stacks[i - df->n_line_recs].pid;
+		v[i].first = i;
+	}
+	qsort(v, total, sizeof(*v), pid_first_by_pid);
+	for (size_t i = 0; i < total; i++)
+		if (!i || v[i].pid != v[i - 1].pid)
+			v[m++] = v[i];
+	qsort(v, m, sizeof(*v), pid_first_by_first);
+	pids = malloc(m * sizeof(*pids));
+	if (!pids) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m; i++)
+		pids[i] = v[i].pid;
+	free(v);
+	*out = pids;
+	*n = m;
+	return 0;
+}
+
+int mp_datfile__each_line(const struct mp_datfile *df, int pid, mp_line_rec_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < df->n_line_recs; i++) {
+		int err = pid >= 0 && df->line_recs[i].pid != pid ? 0 : fn(ctx, &df->line_recs[i]);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int mp_datfile__each_stack(const struct mp_datfile *df, int pid, mp_stack_rec_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < df->n_stacks; i++) {
+		int err = pid >= 0 && df->stacks[i].pid != pid ? 0 : fn(ctx, &df->stacks[i]);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* The visitor that keeps everything: mp_datfile__parse() and mp_datfile__read(). */
 static int store_record(void *ctx, const struct mp_record *r)
 {
@@ -635,6 +945,10 @@ static int store_record(void *ctx, const struct mp_record *r)
 		free(df->cmdline); /* the last one wins, as in memory_profiler */
 		df->cmdline = copy;
 		return 0;
+	case MP_REC_LINE:
+		return add_line(df, r);
+	case MP_REC_STACK:
+		return add_stack(df, r);
 	}
 	return -EINVAL;
 }

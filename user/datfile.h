@@ -7,6 +7,14 @@
  *   MEM <MiB> <epoch seconds>
  *   CHLD <pid> <MiB> <epoch seconds>
  *   FUNC <module.name> <MiB> <t> <MiB> <t> [<level>]
+ * and our line attribution records (--lines; memory_profiler skips them):
+ *   LINE <pid> <grown bytes> <freed bytes> <events> <line> <function> <file>
+ *   STACK <pid> <grown bytes> <freed bytes> <events> [<function>:<file>:<line>[;...]]
+ * whose text fields carry %XX escapes (dat.h): they are decoded (any two hex digits but 00, so
+ * that a decoded name never holds a NUL), and a '%' without two hex digits after it, a frame
+ * without exactly three ':'-separated parts, an empty function or file, or a count that is not a
+ * whole number makes the line an error like any bad record. Counts are decimal integers up to
+ * 2^64 - 1, pids and line numbers up to INT_MAX.
  * Records may come in any order (a short run writes its FUNC lines before CMDLINE). Fields are
  * separated by any run of blanks or tabs; leading and trailing blanks, CRLF line ends and blank
  * lines are accepted. Numbers are decimal, with or without a fraction or an exponent
@@ -17,7 +25,9 @@
  * newline: a writer stopped in the middle of a line (killed, or a full disk) leaves exactly that,
  * so such a line is skipped and reported in torn_line, and the rest of the file is used. An
  * unterminated last MEM, CHLD or FUNC line counts as a record only when its last time still has
- * its decimals, since "MEM 99999.0 17" is "MEM 99999.0 1796156891.5788" cut short.
+ * its decimals, since "MEM 99999.0 17" is "MEM 99999.0 1796156891.5788" cut short; an
+ * unterminated last LINE or STACK line never does (a file name or a stack cut short looks whole:
+ * every writer ends its records with a newline).
  *
  * Nothing here prints or exits.
  */
@@ -26,6 +36,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 /* One memory sample: MiB (2^20 bytes) at a time in seconds. */
 struct mp_point {
@@ -75,6 +87,34 @@ struct mp_func {
 	double longest; /* seconds, the longest call in the file */
 };
 
+/*
+ * One LINE record: what a source line of process @pid moved while it was running, in bytes of
+ * RSS grown and freed and in RSS changes (events). A special row (memory charged to no Python
+ * line) has line 0, file "-" and the name of its kind as function ("<no Python frame>", ...).
+ */
+struct mp_line_rec {
+	int pid;
+	int line;
+	char *func; /* decoded, never empty */
+	char *file; /* decoded, never empty */
+	uint64_t grown, freed, events;
+};
+
+/* One frame of a STACK record. */
+struct mp_frame_rec {
+	char *func; /* decoded, never empty */
+	char *file; /* decoded, never empty; "-" in the one frame of a special stack */
+	int line;
+};
+
+/* One STACK record: what a whole Python stack of process @pid moved. Bytes and events. */
+struct mp_stack_rec {
+	int pid;
+	struct mp_frame_rec *frames; /* root (outermost call) first, the running frame last */
+	size_t nframes;		     /* 0 only for a hand-written "STACK <pid> <g> <f> <e>" */
+	uint64_t grown, freed, events;
+};
+
 struct mp_datfile {
 	char *cmdline;		   /* text of the last CMDLINE line without its line end; NULL if none */
 	struct mp_series mem;	   /* MEM samples */
@@ -82,6 +122,10 @@ struct mp_datfile {
 	size_t n_children;
 	struct mp_func *funcs; /* in order of first appearance */
 	size_t n_funcs;
+	struct mp_line_rec *line_recs; /* LINE records, in file order (see mp_datfile__each_line) */
+	size_t n_line_recs;
+	struct mp_stack_rec *stacks; /* STACK records, in file order */
+	size_t n_stacks;
 	size_t n_lines;	  /* lines read, blank ones included */
 	size_t n_skipped; /* lines with an unknown keyword */
 
@@ -99,7 +143,7 @@ struct mp_datfile {
 	size_t n_mem;	 /* MEM samples in the file (reduced reads) */
 
 	/* private */
-	size_t children_cap, funcs_cap;
+	size_t children_cap, funcs_cap, line_recs_cap, stacks_cap;
 	size_t *child_idx, *func_idx; /* open-addressing tables of index + 1, 0 = empty */
 	size_t child_slots, func_slots;
 };
@@ -119,17 +163,36 @@ enum mp_record_kind {
 	MP_REC_MEM,
 	MP_REC_CHLD,
 	MP_REC_FUNC,
+	MP_REC_LINE,
+	MP_REC_STACK,
 };
 
-/* One record as the reader meets it. @text points into the reader's buffer: copy to keep. */
+/*
+ * One record as the reader meets it. @text and @file point into the reader's buffer: copy to
+ * keep. The text fields of LINE and STACK records are given as written, escapes and all (already
+ * checked): decode them with mp_datfile__unescape() (a STACK's frames after splitting them at
+ * ';' and ':'), or read the file with mp_datfile__read(), which keeps them decoded.
+ */
 struct mp_record {
 	enum mp_record_kind kind;
-	const char *text; /* CMDLINE: its text (trimmed); FUNC: the name */
+	const char *text; /* CMDLINE: its text (trimmed); FUNC: the name; LINE: the function;
+			     STACK: the frames field ("" when there is none) */
 	size_t len;
-	int pid;	     /* CHLD */
-	double t, mib;	     /* MEM, CHLD */
-	struct mp_call call; /* FUNC */
+	const char *file; /* LINE: the file */
+	size_t file_len;
+	int pid;			/* CHLD, LINE, STACK */
+	int line;			/* LINE */
+	uint64_t grown, freed, events;	/* LINE, STACK */
+	double t, mib;			/* MEM, CHLD */
+	struct mp_call call;		/* FUNC */
 };
+
+/*
+ * Decode the %XX escapes of the @n bytes at @s (a LINE or STACK text field) into @out, which
+ * needs room for n + 1 bytes and is NUL-terminated; with @out NULL, only check. Returns the
+ * decoded length, or -EINVAL for a '%' without two hex digits after it or a %00.
+ */
+ssize_t mp_datfile__unescape(const char *s, size_t n, char *out);
 
 /* Called for each record; returns 0 to go on, or a -errno that stops the scan and is returned. */
 typedef int (*mp_record_fn)(void *ctx, const struct mp_record *r);
@@ -170,6 +233,33 @@ const struct mp_func *mp_datfile__func(const struct mp_datfile *df, const char *
 
 /* The child with pid @pid, or NULL. */
 const struct mp_child *mp_datfile__child(const struct mp_datfile *df, int pid);
+
+/* ---- line attribution ------------------------------------------------------------------------
+ * The LINE and STACK records a read kept (they are few: one per source line or stack that
+ * moved memory, thousands at most), in file order in df->line_recs and df->stacks. */
+
+/* Is @r a special row (memory charged to no Python line: line 0, file "-")? */
+bool mp_line_rec__special(const struct mp_line_rec *r);
+
+/*
+ * The distinct pids of the LINE and STACK records of @df, in order of first appearance (LINE
+ * records first, then STACK ones): *@out is malloc'ed (the caller frees it; NULL when *@n is 0).
+ * Returns 0 or -ENOMEM.
+ */
+int mp_datfile__line_pids(const struct mp_datfile *df, int **out, size_t *n);
+
+typedef int (*mp_line_rec_fn)(void *ctx, const struct mp_line_rec *r);
+typedef int (*mp_stack_rec_fn)(void *ctx, const struct mp_stack_rec *s);
+
+/*
+ * Call @fn for each LINE record of process @pid (of every process when @pid is negative), in
+ * file order. The records belong to @df. Returns 0, or the first non-zero return of @fn, which
+ * stops the walk.
+ */
+int mp_datfile__each_line(const struct mp_datfile *df, int pid, mp_line_rec_fn fn, void *ctx);
+
+/* The same for the STACK records. */
+int mp_datfile__each_stack(const struct mp_datfile *df, int pid, mp_stack_rec_fn fn, void *ctx);
 
 /*
  * Index of the highest sample of @pts[0..n) (the first one on ties), or -1 when n is 0.

@@ -57,6 +57,8 @@ static int count_record(void *ctx, const struct mp_record *r)
 		span(c, r->call.t_end, true);
 		return 0;
 	case MP_REC_CMDLINE:
+	case MP_REC_LINE:
+	case MP_REC_STACK:
 		return 0;
 	}
 	return 0;
@@ -271,6 +273,8 @@ static int reduce_record(void *ctx, const struct mp_record *rec)
 		return 0;
 	}
 	case MP_REC_CMDLINE:
+	case MP_REC_LINE: /* few (one per source line or stack): kept whole */
+	case MP_REC_STACK:
 		return mp_datfile__add_record(df, rec);
 	}
 	return 0;

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "linetab.h"
 #include "plot.h"
 #include "report.h"
+#include "sources.h"
 #include "report_assets.h" /* generated from mprof/report/ by the build */
 
 /* Relative times and MiB as written: the files have 4 and 6 decimals, these lose nothing. */
@@ -296,6 +298,225 @@ static int write_calls(FILE *f, const struct mp_datfile *df, double t0)
 	return 0;
 }
 
+static void write_counts(FILE *f, uint64_t grown, uint64_t freed, uint64_t events)
+{
+	fprintf(f, "\"grown\":%llu,\"freed\":%llu,\"events\":%llu", (unsigned long long)grown,
+		(unsigned long long)freed, (unsigned long long)events);
+}
+
+/* The folder of the data file @name, where relative source names are tried too; NULL if none. */
+static char *data_folder(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+
+	if (!slash)
+		return NULL; /* the current folder, tried anyway */
+	return strndup(name, slash == name ? 1 : (size_t)(slash - name));
+}
+
+/* "lines": the line tables of the LINE records (see report.h). */
+static int write_lines(FILE *f, const struct mp_report_input *in)
+{
+	struct mp_sources *src = NULL;
+	struct mp_linetab t;
+	char *base = data_folder(in->name);
+	int err;
+
+	if (strchr(in->name, '/') && !base)
+		return -ENOMEM;
+	err = mp_sources__new(&src, base);
+	free(base);
+	if (err)
+		return err;
+	err = mp_linetab__build(&t, in->df);
+	if (err) {
+		mp_sources__free(src);
+		return err;
+	}
+	fputs(",\"lines\":[", f);
+	for (size_t p = 0; p < t.n && !err; p++) {
+		const struct mp_linetab_proc *pr = &t.procs[p];
+
+		fprintf(f, "%s{\"pid\":%d,", p ? "," : "", pr->pid);
+		write_counts(f, pr->grown, pr->freed, pr->events);
+		fputs(",\"groups\":[", f);
+		for (size_t k = 0; k < pr->n && !err; k++) {
+			const struct mp_linetab_group *g = &pr->groups[k];
+
+			fputs(k ? ",{\"file\":" : "{\"file\":", f);
+			mp_json__cstring(f, g->file, MP_JSON_HTML);
+			fputs(",\"func\":", f);
+			mp_json__cstring(f, g->func, MP_JSON_HTML);
+			fprintf(f, ",\"special\":%s,", g->special ? "true" : "false");
+			write_counts(f, g->grown, g->freed, g->events);
+			fputs(",\"rows\":[", f);
+			for (size_t r = 0; r < g->n; r++) {
+				const struct mp_linetab_row *row = &g->rows[r];
+				const char *text;
+				size_t len;
+
+				fprintf(f, "%s{\"line\":%d,", r ? "," : "", row->line);
+				write_counts(f, row->grown, row->freed, row->events);
+				if (g->special) {
+					fputs(",\"name\":", f);
+					mp_json__cstring(f, row->name, MP_JSON_HTML);
+				} else {
+					fputs(",\"text\":", f);
+					err = mp_sources__line(src, g->file, row->line, &text, &len);
+					if (!err)
+						mp_json__string(f, text, len, MP_JSON_HTML);
+					else if (err == -ENOENT)
+						fputs("null", f); /* not readable now: no text */
+					if (err == -ENOENT)
+						err = 0;
+					if (err)
+						break;
+				}
+				fputc('}', f);
+			}
+			fputs("]}", f);
+		}
+		fputs("]}", f);
+	}
+	fputc(']', f);
+	mp_linetab__release(&t);
+	mp_sources__free(src);
+	return err;
+}
+
+/* The frames of one process's stacks, each once: an open-addressing table of index + 1. */
+struct frame_set {
+	const struct mp_frame_rec **v; /* in order of first use */
+	size_t n;
+	size_t *slots;
+	size_t nslots;
+};
+
+static uint64_t frame_hash(const struct mp_frame_rec *fr)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a over func, NUL, file, NUL, line */
+
+	for (const char *p = fr->func; ; p++) {
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		if (!*p)
+			break;
+	}
+	for (const char *p = fr->file; ; p++) {
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		if (!*p)
+			break;
+	}
+	return (h ^ (uint64_t)(unsigned int)fr->line) * 1099511628211ULL;
+}
+
+static bool frame_eq(const struct mp_frame_rec *a, const struct mp_frame_rec *b)
+{
+	return a->line == b->line && !strcmp(a->func, b->func) && !strcmp(a->file, b->file);
+}
+
+/* The index of @fr in @fs, added if new; @fs was sized for every frame. */
+static size_t frame_id(struct frame_set *fs, const struct mp_frame_rec *fr)
+{
+	size_t h = frame_hash(fr) & (fs->nslots - 1);
+
+	while (fs->slots[h]) {
+		if (frame_eq(fs->v[fs->slots[h] - 1], fr))
+			return fs->slots[h] - 1;
+		h = (h + 1) & (fs->nslots - 1);
+	}
+	fs->v[fs->n] = fr;
+	fs->slots[h] = ++fs->n;
+	return fs->n - 1;
+}
+
+/* One process's entry of "stacks": its frames, each once, and its stacks as frame indices. */
+static int write_proc_stacks(FILE *f, const struct mp_datfile *df, int pid, bool first)
+{
+	struct frame_set fs = { 0 };
+	uint64_t grown = 0, freed = 0, events = 0;
+	size_t nframes = 0, nstacks = 0, *ids = NULL, w = 0;
+
+	for (size_t i = 0; i < df->n_stacks; i++) {
+		const struct mp_stack_rec *st = &df->stacks[i];
+
+		if (st->pid != pid)
+			continue;
+		nframes += st->nframes;
+		nstacks++;
+		grown = mp_linetab__add(grown, st->grown);
+		freed = mp_linetab__add(freed, st->freed);
+		events = mp_linetab__add(events, st->events);
+	}
+	fs.nslots = 16;
+	while (fs.nslots < 2 * nframes)
+		fs.nslots *= 2;
+	fs.v = malloc((nframes ? nframes : 1) * sizeof(*fs.v));
+	fs.slots = calloc(fs.nslots, sizeof(*fs.slots));
+	ids = malloc((nframes ? nframes : 1) * sizeof(*ids));
+	if (!fs.v || !fs.slots || !ids) {
+		free(fs.v);
+		free(fs.slots);
+		free(ids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < df->n_stacks; i++)
+		if (df->stacks[i].pid == pid)
+			for (size_t k = 0; k < df->stacks[i].nframes; k++)
+				ids[w++] = frame_id(&fs, &df->stacks[i].frames[k]);
+	fprintf(f, "%s{\"pid\":%d,", first ? "" : ",", pid);
+	write_counts(f, grown, freed, events);
+	fprintf(f, ",\"n\":%zu,\"frames\":[", nstacks);
+	for (size_t k = 0; k < fs.n; k++) {
+		fputs(k ? ",[" : "[", f);
+		mp_json__cstring(f, fs.v[k]->func, MP_JSON_HTML);
+		fputc(',', f);
+		mp_json__cstring(f, fs.v[k]->file, MP_JSON_HTML);
+		fprintf(f, ",%d]", fs.v[k]->line);
+	}
+	fputs("],\"stacks\":[", f);
+	w = 0;
+	nstacks = 0;
+	for (size_t i = 0; i < df->n_stacks; i++) {
+		const struct mp_stack_rec *st = &df->stacks[i];
+
+		if (st->pid != pid)
+			continue;
+		fputs(nstacks++ ? ",[[" : "[[", f);
+		for (size_t k = 0; k < st->nframes; k++)
+			fprintf(f, "%s%zu", k ? "," : "", ids[w++]);
+		fprintf(f, "],%llu,%llu,%llu]", (unsigned long long)st->grown,
+			(unsigned long long)st->freed, (unsigned long long)st->events);
+	}
+	fputs("]}", f);
+	free(fs.v);
+	free(fs.slots);
+	free(ids);
+	return 0;
+}
+
+/* "stacks": per process (in order of first appearance), see report.h. */
+static int write_stacks(FILE *f, const struct mp_datfile *df)
+{
+	size_t npids, written = 0;
+	int *pids, err;
+
+	err = mp_datfile__line_pids(df, &pids, &npids);
+	if (err)
+		return err;
+	fputs(",\"stacks\":[", f);
+	for (size_t p = 0; p < npids && !err; p++) {
+		bool any = false;
+
+		for (size_t i = 0; i < df->n_stacks && !any; i++)
+			any = df->stacks[i].pid == pids[p];
+		if (any)
+			err = write_proc_stacks(f, df, pids[p], !written++);
+	}
+	fputc(']', f);
+	free(pids);
+	return err;
+}
+
 static int write_profile(FILE *f, const struct mp_report_input *in, size_t columns)
 {
 	const struct mp_datfile *df = in->df;
@@ -335,7 +556,16 @@ static int write_profile(FILE *f, const struct mp_report_input *in, size_t colum
 	err = write_calls(f, df, t0);
 	if (err)
 		return err;
-	/* "lines" and "stacks" go here once the .dat carries line attribution (see report.h) */
+	if (df->n_line_recs) {
+		err = write_lines(f, in);
+		if (err)
+			return err;
+	}
+	if (df->n_stacks) {
+		err = write_stacks(f, df);
+		if (err)
+			return err;
+	}
 	fputc('}', f);
 	return 0;
 }

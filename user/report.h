@@ -22,14 +22,27 @@
  *                                                       suffix; peak as `mprof peak --func`, or null
  *      "calls": {"n", "shown", "t0", "t1", "m0", "m1", "level", "func"}  columns of equal length;
  *                                                       level as `mprof plot -f` computes it
- *      reserved, absent for now: "lines" (per-line tables) and "stacks", which the line
- *      attribution records will fill, each a list of {"title", "columns": [...],
- *      "rows": [[...], ...]} tables; the page already shows such tables when present.
+ *      only when the file has LINE records (--lines; see user/linetab.h for the order):
+ *      "lines": [{"pid", "grown", "freed", "events",    per process, heaviest first; bytes
+ *        "groups": [{"file", "func" (null for the special group), "special",
+ *                    "grown", "freed", "events",        per (file, function), heaviest first
+ *          "rows": [{"line", "grown", "freed", "events",
+ *                    "text"}]}]}]                        heaviest first; "text" the source line
+ *                                                       as the file reads now, or null; special
+ *                                                       rows have line 0 and "name" (the kind)
+ *                                                       instead of "text"
+ *      only when it has STACK records:
+ *      "stacks": [{"pid", "grown", "freed", "events", "n",   per process, in file order
+ *        "frames": [[func, file, line], ...],           each distinct frame once
+ *        "stacks": [[[frame index, ...], grown, freed, events], ...]}]  frames root first
  *    }]}
  * Reduction: each curve is cut into C columns over its own time span and only the first, lowest,
  * highest and last point of each column are kept (mp_plot__reduce(), as plot does per pixel), so
  * a curve has at most 4 x (C + 1) points and no peak is lost. With more than K calls, the K
- * longest are kept (their levels were computed from all of them).
+ * longest are kept (their levels were computed from all of them). Line tables and stacks are
+ * written whole (a process has at most one row per source line and one entry per stack). The
+ * line contents are read from the source files when the page is written (user/sources.h: only
+ * regular .py and .pyw files; relative names from the current folder, then from the .dat's).
  *
  * Nothing here prints.
  */

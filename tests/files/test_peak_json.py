@@ -170,7 +170,7 @@ def test_json_errors_are_one_line(ours, tmp_path):
     a = ours("peak", "--json", "mp_plain.dat", "bad.dat", cwd=tmp_path)
     assert a.rc == 1, a
     assert a.err.splitlines() == ["mprof: error: 'bad.dat' line 2: not a profile record "
-                                  "(expected CMDLINE, MEM, CHLD or FUNC)"], a
+                                  "(expected CMDLINE, MEM, CHLD, FUNC, LINE or STACK)"], a
     # the profiles that could be read are still there, and the document is whole
     assert [e["file"] for e in json.loads(a.out)] == ["mp_plain.dat"]
     a = ours("peak", "--json", "bad.dat", cwd=tmp_path)

@@ -1,7 +1,9 @@
 """mprof report: one self-contained HTML page, checked in a real headless browser (Debian's
 chromium) against the MEM, CHLD and FUNC lines of real files: the series drawn, the peak label,
 the children in the legend, the function brackets and flame boxes, a screenshot that is not blank;
-the data element cannot be broken out of; dense files are reduced within the stated bound."""
+the data element cannot be broken out of; dense files are reduced within the stated bound. The
+LINE and STACK records (--lines) against hand-written files: the line tables (heaviest first, the
+source lines read when the page is made) and the icicle of the stacks of growth."""
 import html.parser
 import json
 import os
@@ -9,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 
 import pytest
 
@@ -111,6 +114,27 @@ def near(cols, rgb, tol=8):
     return any(all(abs(a - b) <= tol for a, b in zip(c, rgb)) for c in cols)
 
 
+def unesc(field):
+    """A text field of a LINE or STACK record, its %XX escapes decoded."""
+    return urllib.parse.unquote_to_bytes(field).decode("utf-8", "replace")
+
+
+def line_records(path):
+    """The LINE records (pid, grown, freed, events, line, func, file) and the STACK records
+    (pid, grown, freed, events, [(func, file, line), ...]) of a .dat, read here."""
+    recs, stacks = [], []
+    with open(path, "rb") as f:
+        for raw in f:
+            w = raw.split()
+            if w and w[0] == b"LINE":
+                recs.append(tuple(int(x) for x in w[1:6]) + (unesc(w[6]), unesc(w[7])))
+            elif w and w[0] == b"STACK":
+                frames = [fr.split(b":") for fr in w[5].split(b";")] if len(w) > 5 else []
+                stacks.append(tuple(int(x) for x in w[1:5]) +
+                              ([(unesc(a), unesc(b), int(c)) for a, b, c in frames],))
+    return recs, stacks
+
+
 def report(ours, *args, cwd):
     a = ours("report", *args, cwd=cwd)
     assert a.rc == 0 and a.err == "", a
@@ -143,6 +167,9 @@ def test_functions_page_in_a_browser(ours, chromium, real_files, tmp_path):
     assert len(cols) > 100, "a blank or nearly blank page"
     assert near(cols, (0x1f, 0x4f, 0x9c)), "the curve's colour is not on the screenshot"
     assert near(cols, (0xd6, 0x26, 0x29)), "the peak's colour is not on the screenshot"
+    # no LINE or STACK record: the line attribution section stays hidden
+    assert st["data-line-procs"] == "0" and st["data-icicle-boxes"] == "0"
+    assert "hidden" in dom.by_id("lines")["attrs"] and not dom.by_class("fg-box")
 
 
 def test_children_page_in_a_browser(ours, chromium, real_files, tmp_path):
@@ -199,7 +226,21 @@ def test_stored_files(ours, tmp_path):
             sorted((highest(s)[1] for s in kids.values()), reverse=True)
         assert p["calls"]["n"] == p["calls"]["shown"] == len(funcs)
         assert max(p["mem"]["mib"]) == m or funcs  # FUNC values can top the MEM ones
-        assert "lines" not in p and "stacks" not in p  # reserved, absent while files have none
+        recs, stacks = line_records(str(tmp_path / n))
+        assert ("lines" in p) == bool(recs) and ("stacks" in p) == bool(stacks)
+        if recs:  # every record in one row, the sums kept, per process
+            for pid in {r[0] for r in recs}:
+                [proc] = [x for x in p["lines"] if x["pid"] == pid]
+                mine = [r for r in recs if r[0] == pid]
+                assert proc["grown"] == sum(r[1] for r in mine)
+                assert proc["freed"] == sum(r[2] for r in mine)
+                assert sum(len(g["rows"]) for g in proc["groups"]) == \
+                    len({(r[4], r[5], r[6]) for r in mine})
+        if stacks:
+            assert sum(x["n"] for x in p["stacks"]) == len(stacks)
+            for x in p["stacks"]:
+                got = [([tuple(x["frames"][i]) for i in ids], g, f, e) for ids, g, f, e in x["stacks"]]
+                assert got == [(fr, g, f, e) for pid, g, f, e, fr in stacks if pid == x["pid"]]
     # the file without levels gets the ones its nesting gives, as the leveled original has
     old, _ = page_data(tmp_path / "old_crlf_nolevel.dat.html")
     new, _ = page_data(tmp_path / "mp_timestamps.dat.html")
@@ -521,3 +562,233 @@ def test_points_at_one_instant_are_all_drawn(ours, chromium, tmp_path):
     st = browse(chromium, tmp_path / "same.html").by_id("status")["attrs"]
     # t=0: two MEM points and one CHLD point share two slots; t=0.5 and t=1: one each
     assert int(st["data-points"]) == 4 and int(st["data-series"]) == 2
+
+
+MiB = 1 << 20
+APP = """import os
+
+def build():
+    data = [0] * 1000000
+    return data
+
+def main():
+    a = build()
+    b = bytearray(50 << 20)
+    return a, b
+
+main()
+"""
+
+
+def esc(text):
+    """%XX escapes as our writer (user/dat.c) writes them."""
+    return "".join("%%%02X" % ord(c) if ord(c) <= 0x20 or c in "\x7f%:;" else c for c in text)
+
+
+def td_rows(dom, table_id=None):
+    """The rows of the line tables (cell texts), in document order, with their tr attributes."""
+    rows, cur = [], None
+    for e in dom.elems:
+        if e["tag"] == "tr":
+            cur = (e["attrs"], [])
+            rows.append(cur)
+        elif e["tag"] == "td" and cur is not None:
+            cur[1].append(e["text"])
+    return [r for r in rows if r[1]]
+
+
+def pct(box, prop):
+    """The percentage @prop ("left", "width") of an icicle box, from its style attribute."""
+    return float(re.search(r"(?:^|;)\s*%s: ([0-9.e+-]+)%%" % prop, box["style"]).group(1))
+
+
+def lines_file(tmp_path):
+    """A run's folder with a .dat of two processes' LINE and STACK records (one hostile
+    function name, a special row, a relative file, an unreadable one, a file that is not Python),
+    and the sources they name."""
+    run = tmp_path / "my run"
+    run.mkdir()
+    app = str(run / "app.py")
+    with open(app, "w") as f:
+        f.write(APP)
+    (run / "mod.py").write_text("def helper():\n    return {}.fromkeys(range(9999))\n")
+    hostile = "</script><img>"
+    recs = [  # pid, grown, freed, events, line, func, file
+        (300, 8 * MiB, 0, 3, 4, "build", app),
+        (300, 50 * MiB, 2 * MiB, 5, 9, "main", app),
+        (300, 1 * MiB, 0, 2, 8, "main", app),
+        (300, 3 * MiB, 0, 7, 0, "<no Python frame>", "-"),
+        (300, 12288, 0, 1, 2, "helper", "mod.py"),  # relative: from the .dat's folder
+        (300, 4096, 0, 1, 7, "gone", "/nonexistent/gone.py"),
+        (300, 4096, 0, 1, 1, "notpy", "/etc/hostname"),  # readable, but not a Python source
+        (300, 8192, 4096, 2, 0, "<outside the process>", "-"),
+        (301, 2 * MiB, 0, 1, 4, "build", app),
+        (301, 65536, 0, 1, 5, hostile, app),
+    ]
+    stacks = [  # pid, grown, freed, events, frames root first
+        (300, 8 * MiB, 0, 3, [("<module>", app, 12), ("main", app, 8), ("build", app, 4)]),
+        (300, 50 * MiB, 2 * MiB, 5, [("<module>", app, 12), ("main", app, 9)]),
+        (300, 1 * MiB, 0, 2, [("<module>", app, 12), ("main", app, 8)]),
+        (300, 3 * MiB, 0, 7, [("<no Python frame>", "-", 0)]),
+        (300, 0, 4096, 1, [("<module>", app, 12), ("main", app, 11)]),  # freed only: no box
+        (301, 2 * MiB, 0, 1, [("build", app, 4)]),
+        (301, 65536, 0, 1, [(hostile, app, 5)]),
+    ]
+    with open(str(run / "l.dat"), "w") as f:
+        f.write("CMDLINE python3 app.py\n")
+        for i in range(10):
+            f.write("MEM %.6f %.4f\n" % (10 + i * 8, 1795316000 + i * 0.1))
+        for pid, g, fr, e, line, func, file in recs:
+            f.write("LINE %d %d %d %d %d %s %s\n" % (pid, g, fr, e, line, esc(func), esc(file)))
+        for pid, g, fr, e, frames in stacks:
+            f.write("STACK %d %d %d %d %s\n" % (pid, g, fr, e, ";".join(
+                "%s:%s:%d" % (esc(a), esc(b), c) for a, b, c in frames)))
+    return run, app, recs, stacks
+
+
+def test_lines_page_in_a_browser(ours, chromium, tmp_path):
+    run, app, recs, stacks = lines_file(tmp_path)
+    a = report(ours, "my run/l.dat", cwd=tmp_path)
+    assert a.out == "my run/l.html\n"
+    page = run / "l.html"
+    data, raw = page_data(page)
+    assert "<" not in raw and ">" not in raw  # the hostile name stays in its element
+    p = data["profiles"][0]
+    src = APP.splitlines()
+
+    # the data: processes, groups and rows heaviest first, the source lines read now
+    assert [x["pid"] for x in p["lines"]] == [300, 301]
+    p300 = p["lines"][0]
+    assert (p300["grown"], p300["freed"], p300["events"]) == \
+        (sum(r[1] for r in recs if r[0] == 300), sum(r[2] for r in recs if r[0] == 300),
+         sum(r[3] for r in recs if r[0] == 300))
+    assert [(g["func"], g["file"]) for g in p300["groups"]] == [
+        ("main", app), ("build", app), (None, "-"), ("helper", "mod.py"),
+        ("gone", "/nonexistent/gone.py"), ("notpy", "/etc/hostname")]
+    main = p300["groups"][0]
+    assert [(r["line"], r["grown"], r["freed"], r["events"], r["text"]) for r in main["rows"]] == [
+        (9, 50 * MiB, 2 * MiB, 5, src[8]), (8, MiB, 0, 2, src[7])]
+    assert (main["grown"], main["freed"], main["events"]) == (51 * MiB, 2 * MiB, 7)
+    special = p300["groups"][2]
+    assert special["special"] and [(r["name"], r["grown"]) for r in special["rows"]] == [
+        ("<no Python frame>", 3 * MiB), ("<outside the process>", 8192)]
+    assert p300["groups"][3]["rows"][0]["text"] == "    return {}.fromkeys(range(9999))"
+    assert p300["groups"][4]["rows"][0]["text"] is None  # not there
+    assert p300["groups"][5]["rows"][0]["text"] is None  # not a .py file: never read
+    assert [g["func"] for g in p["lines"][1]["groups"]] == ["build", "</script><img>"]
+    assert [x["pid"] for x in p["stacks"]] == [300, 301] and p["stacks"][0]["n"] == 5
+
+    # the page: the rows in the tables as the data order them, formatted as MiB
+    dom = browse(chromium, page, shot=tmp_path / "lines.png", size="1280,2600")
+    st = dom.by_id("status")["attrs"]
+    assert st["data-ready"] == "1"
+    assert st["data-line-procs"] == "2" and int(st["data-line-rows"]) == len(recs)
+    assert "hidden" not in dom.by_id("lines")["attrs"]
+    rows = td_rows(dom)
+    line_rows = [r for r in rows if "line-row" in r[0].get("class", "")]
+    want = [(r["line"], r["grown"]) for x in p["lines"] for g in x["groups"] for r in g["rows"]]
+    assert [(int(r[0]["data-line"]), int(r[0]["data-grown"])) for r in line_rows] == want
+    cells = [r[1] for r in line_rows]
+    assert cells[0] == ["9", "48.000", "50.000", "2.000", "5", src[8]]
+    assert cells[1] == ["8", "1.000", "1.000", "0.000", "2", src[7]]
+    assert cells[2] == ["4", "8.000", "8.000", "0.000", "3", src[3]]
+    assert cells[3] == ["", "3.000", "3.000", "0.000", "7", "<no Python frame>"]
+    assert cells[4] == ["", "0.004", "0.008", "0.004", "2", "<outside the process>"]
+    assert cells[6] == ["7", "0.004", "0.004", "0.000", "1", ""]  # unreadable: empty
+    totals = [r[1] for r in rows if "total" in r[0].get("class", "").split()]
+    assert totals[0] == ["total", "49.000", "51.000", "2.000", "7", ""]
+    assert len(totals) == sum(len(x["groups"]) for x in p["lines"])
+    heads = [e["text"] for e in dom.elems if e["tag"] == "h3"]
+    assert heads[0].startswith("main \u2014 " + app) and "Not on a Python line" in heads[2]
+    assert any(h.startswith("</script><img> \u2014 ") for h in heads)
+
+    # the icicle: one box per frame of the stacks that grew, widths their share
+    boxes = [e for e in dom.by_class("fg-box")]
+    assert int(st["data-icicle-boxes"]) == len(boxes) and st["data-icicle-hidden"] == "0"
+    ice = [e for e in dom.elems if e["attrs"].get("id") == "icicle-0-300"]
+    assert len(ice) == 1
+    mine = [b for b in boxes if b["attrs"]["data-depth"] is not None]
+
+    def box(name, line=None, pid_box=None):
+        found = [b["attrs"] for b in mine if b["attrs"]["data-name"] == name and
+                 (line is None or b["attrs"].get("data-line") == str(line))]
+        return found
+
+    roots = box("all")
+    grew300 = sum(s[1] for s in stacks if s[0] == 300 and s[1] > 0)
+    assert [int(r["data-grown"]) for r in roots] == [grew300, sum(s[1] for s in stacks if s[0] == 301)]
+    [mod] = box("<module>")
+    assert int(mod["data-grown"]) == 59 * MiB and mod["data-depth"] == "1"
+    assert pct(mod, "left") == 0 and abs(pct(mod, "width") - 100 * 59 / 62) < 1e-3
+    [m8] = box("main", 8)
+    assert int(m8["data-grown"]) == 9 * MiB and m8["data-depth"] == "2"
+    [b4] = [b for b in box("build", 4) if b["data-depth"] == "3"]
+    assert int(b4["data-grown"]) == 8 * MiB
+    assert not box("main", 11)  # a stack that only freed has no width
+    [nf] = box("<no Python frame>")
+    assert nf["data-depth"] == "1" and int(nf["data-grown"]) == 3 * MiB
+    assert box("</script><img>", 5)
+    assert len(mine) == 2 + 5 + 2  # the roots, 300's four frames and its special one, 301's two
+
+    # the screenshot shows the boxes in their colours
+    w, h, cols = colours(str(tmp_path / "lines.png"))
+    assert (w, h) == (1280, 2600) and len(cols) > 100
+    rgb = re.search(r"background(?:-color)?: rgb\((\d+), (\d+), (\d+)\)", m8["style"])
+    assert rgb, m8["style"]
+    assert near(cols, tuple(int(x) for x in rgb.groups()), tol=3), "an icicle box is not on the screenshot"
+
+
+def test_icicle_zooms_on_click(ours, chromium, tmp_path):
+    run, app, _, _ = lines_file(tmp_path)
+    report(ours, "my run/l.dat", cwd=tmp_path)
+    b = Browser(chromium, "file://" + str(run / "l.html"), size=(1280, 2600))
+    try:
+        sel = "#icicle-0-300 .fg-box[data-name=\"main\"][data-line=\"8\"]"
+
+        def click(selector):
+            pos = b.js("(function(){var r=document.querySelector('%s').getBoundingClientRect();"
+                       "window.scrollTo(0, r.top + window.scrollY - 200);"
+                       "r=document.querySelector('%s').getBoundingClientRect();"
+                       "return [r.left + r.width / 2, r.top + r.height / 2];})()"
+                       % (selector.replace("'", "\\'"), selector.replace("'", "\\'")))
+            b.mouse("mousePressed", pos[0], pos[1], button="left", clickCount=1)
+            b.mouse("mouseReleased", pos[0], pos[1], button="left", clickCount=1)
+
+        def width(selector):
+            return b.js("document.querySelector('%s').style.width" % selector.replace("'", "\\'"))
+
+        assert width(sel) != "100%"
+        click(sel)
+        b.wait_for("document.querySelector('%s').style.width === '100%%'" % sel.replace("'", "\\'"))
+        # its child now has the width of its share of main:8 (8 of 9 MiB)
+        child = "#icicle-0-300 .fg-box[data-name=\"build\"][data-line=\"4\"]"
+        assert abs(float(width(child).rstrip("%")) - 100 * 8 / 9) < 1e-3  # 6 digits, as CSS has it
+        # the box of <module> above it is the zoomed path: full width too; the sibling is gone
+        assert width("#icicle-0-300 .fg-box[data-name=\"<module>\"]") == "100%"
+        assert not b.js("!!document.querySelector('#icicle-0-300 .fg-box[data-name=\"main\"][data-line=\"9\"]')")
+        # a second click zooms out to its parent
+        click(sel)
+        b.wait_for("!!document.querySelector('#icicle-0-300 .fg-box[data-name=\"main\"][data-line=\"9\"]')")
+        assert width("#icicle-0-300 .fg-box[data-name=\"<module>\"]") == "100%"
+        # the root: everything again
+        click("#icicle-0-300 .fg-box[data-name=\"all\"]")
+        b.wait_for("document.querySelector('#icicle-0-300 .fg-box[data-name=\"<module>\"]').style.width !== '100%'")
+    finally:
+        b.close()
+
+
+def test_line_record_errors(ours, tmp_path):
+    (tmp_path / "bad.dat").write_bytes(b"MEM 1 2\nLINE 1 2 3 4 5 f%2 x.py\n")
+    msg = one_error_line(ours("report", "bad.dat", cwd=tmp_path))
+    assert msg == "mprof: error: 'bad.dat' line 2: bad LINE record: a '%' without two hex " \
+                  "digits after it (or %00) in its function or file"
+    (tmp_path / "bad2.dat").write_bytes(b"MEM 1 2\nMEM 2 3\nSTACK 1 2 3 4 f:x.py\n")
+    assert "'bad2.dat' line 3: bad STACK record" in one_error_line(ours("report", "bad2.dat", cwd=tmp_path))
+    # a torn last LINE (the writer was stopped): a warning, the page without it
+    (tmp_path / "torn.dat").write_bytes(b"MEM 1 2\nLINE 1 4096 0 1 5 f a.py\nLINE 1 4096 0 1 6 f /sr")
+    a = ours("report", "torn.dat", cwd=tmp_path)
+    assert a.rc == 0 and a.out == "torn.html\n", a
+    assert "'torn.dat' line 3: incomplete last line skipped" in a.err and len(a.err.splitlines()) == 1
+    p = page_data(tmp_path / "torn.html")[0]["profiles"][0]
+    assert [r["line"] for r in p["lines"][0]["groups"][0]["rows"]] == [5]
+    assert "stacks" not in p

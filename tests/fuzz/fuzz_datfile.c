@@ -45,8 +45,31 @@ static void check_parsed(const struct mp_datfile *df)
 		if (!err && (!isfinite(mib) || !isfinite(t)))
 			abort();
 	}
-	/* every sample and call came from a line of its own */
-	if (df->mem.n + calls > df->n_lines)
+	for (size_t i = 0; i < df->n_line_recs; i++) {
+		const struct mp_line_rec *l = &df->line_recs[i];
+
+		if (l->pid < 0 || l->line < 0 || !*l->func || !*l->file)
+			abort();
+	}
+	for (size_t i = 0; i < df->n_stacks; i++) {
+		const struct mp_stack_rec *st = &df->stacks[i];
+
+		if (st->pid < 0 || (st->nframes && !st->frames))
+			abort();
+		for (size_t k = 0; k < st->nframes; k++)
+			if (!*st->frames[k].func || !*st->frames[k].file || st->frames[k].line < 0)
+				abort();
+	}
+	if (df->n_line_recs + df->n_stacks) {
+		int *pids;
+		size_t n;
+
+		if (mp_datfile__line_pids(df, &pids, &n) || !n || n > df->n_line_recs + df->n_stacks)
+			abort();
+		free(pids);
+	}
+	/* every sample, call and line record came from a line of its own */
+	if (df->mem.n + calls + df->n_line_recs + df->n_stacks > df->n_lines)
 		abort();
 	if (df->mem.n) {
 		double slope, icpt;

@@ -407,6 +407,324 @@ static void write_tmp(char *path, const char *text, size_t len)
 	assert_int_equal(close(fd), 0);
 }
 
+/* LINE and STACK records (--lines): our writer's output, escapes and all, read back. */
+static void test_line_records_round_trip(void **state)
+{
+	char path[] = "/tmp/mprof-test-datfile-XXXXXX";
+	const char *funcs[] = { "<module>", "Cls.m e:th;od%", "inner" };
+	const char *files[] = { "/srv/my app/main.py", "/srv/lib:x;y.py", "caf\xc3\xa9\t\x7f.py" };
+	const int lines[] = { 10, 0, 2147483647 };
+	const char *special[] = { "<no Python frame>" }, *dash[] = { "-" };
+	const int zero[] = { 0 };
+	struct mp_datfile df;
+	struct mp_dat *d;
+	int fd, *pids;
+	size_t n;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mp_dat__open(&d, path, NULL), 0);
+	assert_int_equal(mp_dat__mem(d, 10.0, 1700000000.0), 0);
+	assert_int_equal(mp_dat__line(d, 77, 4096 * 3, 4096, 4, 12, "Cls.m e:th;od%", files[1]), 0);
+	assert_int_equal(mp_dat__line(d, 5, 8192, 0, 2, 0, "<no Python frame>", "-"), 0);
+	assert_int_equal(mp_dat__line(d, 77, UINT64_MAX, 0, UINT64_MAX, 3, "f", ""), 0);
+	assert_int_equal(mp_dat__stack(d, 5, 1u << 20, 4096, 9, 3, funcs, files, lines), 0);
+	assert_int_equal(mp_dat__stack(d, 9, 4096, 0, 1, 1, special, dash, zero), 0);
+	assert_int_equal(mp_dat__close(d), 0);
+
+	mp_datfile__init(&df);
+	assert_int_equal(mp_datfile__read(&df, path), 0);
+	assert_int_equal(df.mem.n, 1);
+	assert_int_equal(df.n_skipped, 0);
+	assert_int_equal(df.n_line_recs, 3);
+	assert_int_equal(df.line_recs[0].pid, 77);
+	assert_int_equal(df.line_recs[0].line, 12);
+	assert_string_equal(df.line_recs[0].func, "Cls.m e:th;od%");
+	assert_string_equal(df.line_recs[0].file, "/srv/lib:x;y.py");
+	assert_true(df.line_recs[0].grown == 4096 * 3 && df.line_recs[0].freed == 4096 &&
+		    df.line_recs[0].events == 4);
+	assert_false(mp_line_rec__special(&df.line_recs[0]));
+	assert_string_equal(df.line_recs[1].func, "<no Python frame>");
+	assert_string_equal(df.line_recs[1].file, "-");
+	assert_true(mp_line_rec__special(&df.line_recs[1]));
+	/* the writer's "-" for an empty name reads back as "-" */
+	assert_string_equal(df.line_recs[2].file, "-");
+	assert_true(df.line_recs[2].grown == UINT64_MAX && df.line_recs[2].events == UINT64_MAX);
+	assert_false(mp_line_rec__special(&df.line_recs[2])); /* line 3 */
+
+	assert_int_equal(df.n_stacks, 2);
+	assert_int_equal(df.stacks[0].pid, 5);
+	assert_int_equal(df.stacks[0].nframes, 3);
+	for (size_t k = 0; k < 3; k++) {
+		assert_string_equal(df.stacks[0].frames[k].func, funcs[k]);
+		assert_string_equal(df.stacks[0].frames[k].file, files[k]);
+		assert_int_equal(df.stacks[0].frames[k].line, lines[k]);
+	}
+	assert_true(df.stacks[0].grown == 1u << 20 && df.stacks[0].freed == 4096 &&
+		    df.stacks[0].events == 9);
+	assert_int_equal(df.stacks[1].nframes, 1);
+	assert_string_equal(df.stacks[1].frames[0].func, "<no Python frame>");
+	assert_string_equal(df.stacks[1].frames[0].file, "-");
+
+	/* pids in order of first appearance, LINE records first */
+	assert_int_equal(mp_datfile__line_pids(&df, &pids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(pids[0], 77);
+	assert_int_equal(pids[1], 5);
+	assert_int_equal(pids[2], 9);
+	free(pids);
+	mp_datfile__release(&df);
+	unlink(path);
+}
+
+struct collect {
+	int seen[8];
+	size_t n;
+	int stop_after;
+};
+
+static int collect_line(void *ctx, const struct mp_line_rec *r)
+{
+	struct collect *c = ctx;
+
+	c->seen[c->n++] = r->line;
+	return c->stop_after && (int)c->n == c->stop_after ? -ECANCELED : 0;
+}
+
+static int collect_stack(void *ctx, const struct mp_stack_rec *s)
+{
+	struct collect *c = ctx;
+
+	c->seen[c->n++] = (int)s->nframes;
+	return 0;
+}
+
+static void test_line_records_iteration(void **state)
+{
+	struct mp_datfile df;
+	struct collect c = { 0 };
+	int *pids;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(parse(&df, "LINE 2 1 0 1 10 f a.py\n"
+				    "STACK 3 1 0 1 f:a.py:1;g:a.py:2\n"
+				    "LINE 1 1 0 1 11 f a.py\n"
+				    "LINE 2 1 0 1 12 f a.py\n"
+				    "STACK 2 1 0 1 f:a.py:1\n"
+				    "MEM 1 2\n"),
+			 0);
+	assert_int_equal(mp_datfile__each_line(&df, 2, collect_line, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.seen[0], 10);
+	assert_int_equal(c.seen[1], 12);
+	c = (struct collect){ 0 };
+	assert_int_equal(mp_datfile__each_line(&df, -1, collect_line, &c), 0);
+	assert_int_equal(c.n, 3);
+	c = (struct collect){ .stop_after = 1 };
+	assert_int_equal(mp_datfile__each_line(&df, -1, collect_line, &c), -ECANCELED);
+	assert_int_equal(c.n, 1);
+	c = (struct collect){ 0 };
+	assert_int_equal(mp_datfile__each_stack(&df, 3, collect_stack, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0], 2);
+	c = (struct collect){ 0 };
+	assert_int_equal(mp_datfile__each_stack(&df, 1, collect_stack, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(mp_datfile__line_pids(&df, &pids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(pids[0], 2);
+	assert_int_equal(pids[1], 1);
+	assert_int_equal(pids[2], 3);
+	free(pids);
+	mp_datfile__release(&df);
+
+	/* a file without them */
+	assert_int_equal(parse(&df, "MEM 1 2\n"), 0);
+	assert_int_equal(mp_datfile__line_pids(&df, &pids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(pids);
+	mp_datfile__release(&df);
+}
+
+static void test_line_escapes(void **state)
+{
+	char out[32];
+	struct mp_datfile df;
+
+	(void)state;
+	assert_int_equal(mp_datfile__unescape("a%20b%3a%3B%25", 14, out), 6);
+	assert_string_equal(out, "a b:;%");
+	assert_int_equal(mp_datfile__unescape("%41%ff", 6, out), 2);
+	assert_string_equal(out, "A\xff");
+	assert_int_equal(mp_datfile__unescape("", 0, out), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(mp_datfile__unescape("x%2", 3, NULL), -EINVAL);
+	assert_int_equal(mp_datfile__unescape("%", 1, NULL), -EINVAL);
+	assert_int_equal(mp_datfile__unescape("%g0", 3, NULL), -EINVAL);
+	assert_int_equal(mp_datfile__unescape("%00", 3, NULL), -EINVAL);
+	assert_int_equal(mp_datfile__unescape("%20", 2, NULL), -EINVAL); /* the length counts */
+
+	/* lower-case hex, any byte escaped, blanks and tabs between fields, extra fields ignored,
+	 * a bare ':' in a LINE field (only a STACK splits at it), CRLF */
+	assert_int_equal(parse(&df, "LINE\t4  +1 2 3 +5 %3cmodule%3E /a%2fb:c.py extra\r\n"
+				    "STACK 4 1 2 3 %66:x.py:1;g:%2Fy.py:+2 extra\r\n"
+				    "STACK 4 5 6 7\n"),
+			 0);
+	assert_int_equal(df.n_line_recs, 1);
+	assert_int_equal(df.line_recs[0].line, 5);
+	assert_string_equal(df.line_recs[0].func, "<module>");
+	assert_string_equal(df.line_recs[0].file, "/a/b:c.py");
+	assert_int_equal(df.n_stacks, 2);
+	assert_string_equal(df.stacks[0].frames[0].func, "f");
+	assert_string_equal(df.stacks[0].frames[1].file, "/y.py");
+	assert_int_equal(df.stacks[0].frames[1].line, 2);
+	/* our writer's stack of no frame */
+	assert_int_equal(df.stacks[1].nframes, 0);
+	assert_null(df.stacks[1].frames);
+	assert_true(df.stacks[1].grown == 5 && df.stacks[1].events == 7);
+	mp_datfile__release(&df);
+}
+
+/* A streaming visitor sees LINE and STACK records with their text as written. */
+static int first_line_record(void *ctx, const struct mp_record *r)
+{
+	struct mp_record *out = ctx;
+
+	if (r->kind == MP_REC_LINE || r->kind == MP_REC_STACK) {
+		*out = *r;
+		return -ECANCELED;
+	}
+	return 0;
+}
+
+static void test_line_records_streamed(void **state)
+{
+	static const char text[] = "MEM 1 2\nLINE 7 100 20 3 42 my%20f x.py\nSTACK 7 1 2 3 a:b:1\n";
+	struct mp_record r;
+	struct mp_scan sc;
+
+	(void)state;
+	assert_int_equal(mp_datfile__scan_buf(text, strlen(text), first_line_record, &r, &sc),
+			 -ECANCELED);
+	assert_int_equal(r.kind, MP_REC_LINE);
+	assert_int_equal(r.pid, 7);
+	assert_int_equal(r.line, 42);
+	assert_true(r.grown == 100 && r.freed == 20 && r.events == 3);
+	assert_int_equal(r.len, 6);
+	assert_memory_equal(r.text, "my%20f", 6);
+	assert_int_equal(r.file_len, 4);
+	assert_memory_equal(r.file, "x.py", 4);
+}
+
+static void test_bad_line_records(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "LINE 1 2 3 4 5 f\n", 1, "bad LINE record, expected" },
+		{ "LINE\n", 1, "bad LINE record, expected" },
+		{ "LINE -1 2 3 4 5 f x.py\n", 1, "bad LINE record, expected" },
+		{ "LINE 1 2.0 3 4 5 f x.py\n", 1, "bad LINE record, expected" },
+		{ "LINE 1 18446744073709551616 3 4 5 f x.py\n", 1, "bad LINE record, expected" },
+		{ "LINE 1 2 3 4 -5 f x.py\n", 1, "bad LINE record, expected" },
+		{ "LINE 1 2 3 4 2147483648 f x.py\n", 1, "bad LINE record, expected" },
+		{ "LINE 1 2 3 4 5 f%2 x.py\n", 1, "bad LINE record: a '%' without two hex" },
+		{ "LINE 1 2 3 4 5 f x%zz.py\n", 1, "bad LINE record: a '%' without two hex" },
+		{ "LINE 1 2 3 4 5 f%00 x.py\n", 1, "bad LINE record: a '%' without two hex" },
+		{ "MEM 1 2\nSTACK 1 2 3\n", 2, "bad STACK record" },
+		{ "STACK 1 2 3 x f:x.py:1\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py:\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py:1:2\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py:one\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 :x.py:1\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f::1\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py:1;\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 ;f:x.py:1\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x.py:1;;g:y.py:2\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f%:x.py:1\n", 1, "bad STACK record" },
+		{ "STACK 1 2 3 4 f:x%0.py:1\n", 1, "bad STACK record" },
+		/* the keyword is case-sensitive: "line" is garbage */
+		{ "line 1 2 3 4 5 f x.py\n", 1, "not a profile record" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mp_datfile df;
+
+		if (parse(&df, cases[i].text) != -EINVAL)
+			fail_msg("accepted bad input '%s'", cases[i].text);
+		assert_int_equal(df.err_line, cases[i].line);
+		assert_non_null(df.err_msg);
+		if (!strstr(df.err_msg, cases[i].msg_part))
+			fail_msg("'%s': message '%s'", cases[i].text, df.err_msg);
+		mp_datfile__release(&df);
+	}
+}
+
+/* A LINE or STACK cut short looks whole: an unterminated last one is always skipped. */
+static void test_torn_line_records(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t lines, stacks, torn;
+	} cases[] = {
+		{ "MEM 1 2\nLINE 1 2 3 4 5 f x.py\nLINE 1 2 3 4 5 f /src/x", 1, 0, 3 },
+		{ "MEM 1 2\nSTACK 1 2 3 4 f:x.py:1;g:y.p", 0, 0, 2 },
+		{ "MEM 1 2\nSTACK 1 2 3 4 f:x.py:1;g:y.py:", 0, 0, 2 },
+		{ "MEM 1 2\nLINE 1 2 3", 0, 0, 2 },
+		{ "MEM 1 2\nLIN", 0, 0, 2 },
+		{ "MEM 1 2\nSTACK 1 2 3 4 f:x.py:1\n", 0, 1, 0 },
+		{ "MEM 1 2\nLINE 1 2 3 4 5 f x.py\n", 1, 0, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mp_datfile df;
+
+		assert_int_equal(parse(&df, cases[i].text), 0);
+		assert_int_equal(df.mem.n, 1);
+		assert_int_equal(df.n_line_recs, cases[i].lines);
+		assert_int_equal(df.n_stacks, cases[i].stacks);
+		assert_int_equal(df.torn_line, cases[i].torn);
+		mp_datfile__release(&df);
+	}
+}
+
+/* A reduced read (plot, report) keeps every LINE and STACK record. */
+static void test_line_records_in_reduced_read(void **state)
+{
+	char path[] = "/tmp/mprof-test-datfile-XXXXXX";
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	struct mp_reduce_opts o = { .max_points = 1000 };
+	struct mp_datfile df;
+
+	(void)state;
+	assert_non_null(buf);
+	for (int i = 0; i < 20000; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "MEM %d.5 %d.25\n", i % 97, i);
+	for (int i = 0; i < 300; i++)
+		len += (size_t)snprintf(buf + len, cap - len,
+					"LINE %d %d 0 1 %d f a.py\nSTACK %d %d 0 1 f:a.py:%d\n",
+					i % 3, i, i + 1, i % 3, i, i + 1);
+	assert_true(len < cap);
+	write_tmp(path, buf, len);
+	mp_datfile__init(&df);
+	assert_int_equal(mp_datfile__read_reduced(&df, path, &o), 0);
+	assert_true(df.reduced);
+	assert_true(df.mem.n < 20000);
+	assert_int_equal(df.n_line_recs, 300);
+	assert_int_equal(df.n_stacks, 300);
+	assert_int_equal(df.line_recs[299].line, 300);
+	assert_int_equal(df.stacks[299].frames[0].line, 300);
+	mp_datfile__release(&df);
+	unlink(path);
+	free(buf);
+}
+
 static void test_read_and_load_errors(void **state)
 {
 	char path[] = "/tmp/mprof-test-datfile-XXXXXX", msg[512];
@@ -742,6 +1060,13 @@ int main(void)
 		cmocka_unit_test(test_numbers_equal_strtod),
 		cmocka_unit_test(test_nul_and_unknown_records),
 		cmocka_unit_test(test_read_and_load_errors),
+		cmocka_unit_test(test_line_records_round_trip),
+		cmocka_unit_test(test_line_records_iteration),
+		cmocka_unit_test(test_line_escapes),
+		cmocka_unit_test(test_line_records_streamed),
+		cmocka_unit_test(test_bad_line_records),
+		cmocka_unit_test(test_torn_line_records),
+		cmocka_unit_test(test_line_records_in_reduced_read),
 		cmocka_unit_test(test_func_peak),
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_name_matches),
