@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""What `mprof run --lines` costs the profiled program, next to the alternatives.
+
+Workloads (bench/lines_work.py, each timing its own work, start-up excluded), and the seed
+example (examples/seed.py, whole command):
+  cpu    pure Python without memory growth: --lines should cost nothing (no RSS change, no walk)
+  storm  a Python loop faulting 4 MiB in and out, page by page: every page is one walk
+  seed   the bundled example (a few 80-160 MiB lines), wall time of the whole command
+Modes, alternated round by round, medians:
+  plain     the interpreter alone
+  rss       mprof run --nopython: the same BPF object, line attribution off (its floor)
+  lines     mprof run --lines: the stack walk on every RSS change, nothing in the process
+  hook      our in-process line profiler on the kernel page: mprof run python -m
+            memory_profiler (the @profile function, line by line)
+  mp061     memory_profiler 0.61 (Debian's), python -m memory_profiler; not for cpu, where its
+            sys.settrace line events cost thousands of times the plain loop
+Writes bench/results_lines.md. Needs root (BPF).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "bench", "lines_work.py")
+SEED = os.path.join(ROOT, "examples", "seed.py")
+SEED_ANY = """import builtins, sys
+if not hasattr(builtins, 'profile'):
+    builtins.profile = lambda f: f
+path = %r
+sys.argv[0] = path
+exec(compile(open(path).read(), path, 'exec'), {'__name__': '__main__'})
+"""
+
+
+def timed(cmd, env):
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit("bench: %s failed: %s" % (" ".join(cmd), p.stderr[-800:]))
+    m = re.search(r"^work ([\d.]+)$", p.stdout, re.M)
+    return float(m.group(1)) if m else None, wall
+
+
+def commands(args, tmp, script, sargs, mode):
+    py, mprof, out = args.python, args.mprof, os.path.join(tmp, "out.dat")
+    base = [py, script] + sargs
+    if mode == "plain":
+        return base, None
+    if mode == "rss":
+        return [mprof, "run", "--nopython", "-o", out] + base, None
+    if mode == "lines":
+        return [mprof, "run", "--lines", "-o", out] + base, None
+    if mode == "hook":
+        # our hook reading the kernel page, as `sudo mprof run python -m memory_profiler` runs it
+        return [mprof, "run", "-o", out, py, "-m", "memory_profiler", "-o", os.devnull,
+                script] + sargs, None
+    if mode == "mp061":
+        return [py, "-m", "memory_profiler", "-o", os.devnull, script] + sargs, {}
+    raise ValueError(mode)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--python", default="/usr/bin/python3",
+                    help="the interpreter (Debian's has memory_profiler 0.61 beside it)")
+    ap.add_argument("--mprof", default=os.path.join(ROOT, "build", "mprof"))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cpu", type=int, default=1500, help="rounds of the cpu workload")
+    ap.add_argument("--storm", type=int, default=400, help="4 MiB blocks of the storm")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_lines.md"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_lines: needs root (BPF)")
+    has061 = subprocess.run([args.python, "-c", "import memory_profiler, psutil"],
+                            capture_output=True).returncode == 0
+    tmp = tempfile.mkdtemp(prefix="bench-lines-")
+    seed = os.path.join(tmp, "seed_any.py")
+    with open(seed, "w") as f:
+        f.write(SEED_ANY % SEED)
+    loads = [("cpu", WORK, ["cpu", str(args.cpu)]), ("storm", WORK, ["storm", str(args.storm)]),
+             ("seed", seed, [])]
+    modes = ["plain", "rss", "lines", "hook"] + (["mp061"] if has061 else [])
+    res = {(w, m): [] for w, _, _ in loads for m in modes}
+    for r in range(args.rounds):
+        for w, script, sargs in loads:
+            order = modes[r % len(modes):] + modes[:r % len(modes)]
+            for m in order:
+                if m == "mp061" and w == "cpu":
+                    continue
+                cmd, extra = commands(args, tmp, script, sargs, m)
+                env = dict(os.environ)
+                env.pop("PYTHONPATH", None)
+                if extra is not None:
+                    env.update(extra)
+                res[(w, m)].append(timed(cmd, env))
+        print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr)
+
+    def med(w, m, i):
+        v = [x[i] for x in res[(w, m)] if x[i] is not None]
+        return statistics.median(v) if v else None
+
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    lines = ["# `mprof run --lines`: what it costs the program (`bench/bench_lines.py`)", "",
+             "%s, %d alternated rounds, medians; load average at the end: %s. `work`: the "
+             "workload's own time (start-up excluded); `wall`: the whole command." %
+             (subprocess.run([args.python, "-V"], capture_output=True, text=True).stdout.strip(),
+              args.rounds, load), "",
+             "| workload | mode | work (s) | x plain | wall (s) | x plain |",
+             "|---|---|---|---|---|---|"]
+    for w, _, _ in loads:
+        pw, pwall = med(w, "plain", 0), med(w, "plain", 1)
+        for m in modes:
+            if not res[(w, m)]:
+                continue
+            wk, wall = med(w, m, 0), med(w, m, 1)
+            lines.append("| %s | %s | %s | %s | %.3f | %.2fx |" % (
+                w, m, "%.3f" % wk if wk is not None else "-",
+                "%.3fx" % (wk / pw) if wk is not None and pw else "-", wall, wall / pwall))
+    storm_events = args.storm * (4 << 20) // os.sysconf("SC_PAGE_SIZE")
+    lw, rw = med("storm", "lines", 0), med("storm", "rss", 0)
+    lines += ["", "The storm faults in about %d pages; --lines over its floor (`rss`, the same "
+              "BPF object without the walk): %+.0f ns per page." %
+              (storm_events, (lw - rw) / storm_events * 1e9)]
+    text = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
