@@ -645,7 +645,12 @@ int mp_pprof__write(struct mp_pprof *p, FILE *f, int64_t time_ns, int64_t durati
 	for (size_t i = 0; i < nf; i++) {
 		perftools__profiles__function__init(&funcs[i]);
 		funcs[i].id = i + 1;
-		funcs[i].name = funcs[i].system_name = p->funcs[i].name;
+		/*
+		 * No system_name: Python's names are not mangled, and pprof demangles a function
+		 * whose system_name equals its name, cutting "<...>" out of what looks like C++:
+		 * "<module>" would show as "".
+		 */
+		funcs[i].name = p->funcs[i].name;
 		funcs[i].filename = p->funcs[i].file;
 		func_ptrs[i] = &funcs[i];
 	}
