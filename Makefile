@@ -96,7 +96,7 @@ DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
 	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux \
 	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base \
-	protobuf-c-compiler libprotobuf-c-dev
+	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf golang-go
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -178,6 +178,7 @@ TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
 -include tests/exporter.mk
 -include tests/live.mk
+-include tests/pprof.mk
 -include tests/pyframe.mk
 -include pyhook/pyhook.mk
 -include mprof/man/man.mk
