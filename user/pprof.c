@@ -36,8 +36,8 @@ static const char *const fixed_strs[S_FIXED] = {
 	[S_PID] = "pid",
 	[S_TRUNCATED] = "truncated",
 	[S_TRUE] = "true",
-	[S_COMMENT] = "mprof-bpf: RSS changes charged to the Python stack that made them "
-		      "(every change counted, none sampled)",
+	[S_COMMENT] = ("mprof-bpf: RSS changes charged to the Python stack that made them "
+		       "(every change counted, none sampled)"),
 };
 
 /* The string table: s[i] is string i; slot[] an open-addressing index of it (i + 1, 0 empty). */
