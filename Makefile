@@ -20,6 +20,7 @@ OUT      ?= build
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 PYTHON   ?= python3
+PROTOC_C ?= protoc-c
 # The interpreter that runs the test suites (Debian's, which has pytest).
 TESTPY   ?= /usr/bin/python3
 PREFIX   ?= /usr/local
@@ -47,7 +48,8 @@ MP_LDFLAGS := $(EXTRA_LDFLAGS)
 # The live view (mprof/live.c) draws with ncurses' wide-character library.
 CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 LIBS := -lbpf -lelf -lz -lm $(shell pkg-config --libs cairo 2>/dev/null) \
-	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd) $(CURSES_LIBS)
+	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd) $(CURSES_LIBS) \
+	$(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 
 # The sanitizer build: ASan, UBSan and float-to-integer overflow (not part of UBSan's default
 # set), every finding fatal. `make asan` runs the unit tests under it, test-files and
@@ -66,7 +68,12 @@ BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 
 USER_SRCS  := $(wildcard user/*.c)
-USER_OBJS  := $(patsubst %.c,$(OUT)/obj/%.o,$(USER_SRCS))
+# The protobuf-c code of our schemas (user/*.proto; the pprof writer's is user/profile.proto),
+# generated into $(OUT) and archived with the rest of user/.
+PROTOS     := $(wildcard user/*.proto)
+PROTO_HDRS := $(patsubst user/%.proto,$(OUT)/%.pb-c.h,$(PROTOS))
+PROTO_OBJS := $(patsubst user/%.proto,$(OUT)/obj/gen/%.pb-c.o,$(PROTOS))
+USER_OBJS  := $(patsubst %.c,$(OUT)/obj/%.o,$(USER_SRCS)) $(PROTO_OBJS)
 LIBMPROF   := $(OUT)/libmprof.a
 
 MPROF_SRCS := $(wildcard mprof/*.c)
@@ -88,7 +95,8 @@ DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
 	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux \
-	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base
+	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base \
+	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf golang-go
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -118,7 +126,18 @@ vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
 
 # ---- userspace ----------------------------------------------------------------
-$(OUT)/obj/user/%.o: user/%.c $(SKELS) | $(OUT)/obj/user
+$(OUT)/obj/user/%.o: user/%.c $(SKELS) $(PROTO_HDRS) | $(OUT)/obj/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(MP_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# A pattern rule with two targets: one run of protoc-c makes both.
+$(OUT)/%.pb-c.c $(OUT)/%.pb-c.h: user/%.proto | $(OUT)/obj/gen
+	$(call msg,PROTOC-C,$@)
+	$(Q)$(PROTOC_C) --proto_path=user --c_out=$(OUT) $<
+
+# protoc-c's output passes our warnings (checked with gcc 12 and clang 14); a newer protoc-c
+# that did not would get its -Wno-... here, on these objects alone.
+$(OUT)/obj/gen/%.o: $(OUT)/%.c | $(OUT)/obj/gen
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(MP_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -159,6 +178,7 @@ TEST_SUITES := test-unit asan test-kernel test-kernel-asan
 -include tests/files.mk
 -include tests/exporter.mk
 -include tests/live.mk
+-include tests/pprof.mk
 -include tests/pyframe.mk
 -include pyhook/pyhook.mk
 -include mprof/man/man.mk
@@ -211,7 +231,7 @@ uninstall:
 clean:
 	rm -rf $(OUT)
 
-$(OUT)/bpf $(OUT)/obj/user $(OUT)/obj/mprof $(OUT)/tests $(OUT)/tests/targets:
+$(OUT)/bpf $(OUT)/obj/user $(OUT)/obj/gen $(OUT)/obj/mprof $(OUT)/tests $(OUT)/tests/targets:
 	$(Q)mkdir -p $@
 
 -include $(USER_OBJS:.o=.d) $(MPROF_OBJS:.o=.d)
