@@ -11,6 +11,7 @@
 #include "lines.h"
 #include "lines_out.h"
 #include "mprof.h"
+#include "pprof.h"
 
 #define MIB 1048576.0
 /* A command that just exec'd: try every millisecond, for at most this long. */
@@ -583,9 +584,14 @@ static int write_file(const struct rec_lines *rl, const char *path, enum file_ki
 	case F_SPEEDSCOPE:
 		err = mp_lines__write_speedscope(rl->l, f, NULL);
 		break;
-	case F_PPROF:
-		err = -EOPNOTSUPP; /* PPROF_TODO */
+	case F_PPROF: {
+		/* the profile covers the windows: from the first attach to now */
+		double now = mp_clock__now_epoch(), start = rl->nwin ? rl->win[0].since : now;
+
+		err = mp_lines__write_pprof(rl->l, f, (int64_t)(start * 1e9),
+					    (int64_t)((now - start) * 1e9));
 		break;
+	}
 	}
 	if (fclose(f) && !err)
 		err = -errno;

@@ -310,3 +310,30 @@ def test_fleet_lines_per_process(tmp_path):
     assert near(rec.at(RUN_LINES, m["BUILD"], "grown"), 80 * MIB), (fo, fe)
     assert all(r[0] == sh.pid for r in rec.lines)
     check_totals(rec, fo, sh.pid)
+
+
+@needs_kernel
+def test_pprof_and_report_of_a_real_run(tmp_path):
+    """The files other tools read, from a real run: pprof (read by go tool pprof) and the
+    report page (its data carries the line rows)."""
+    import shutil
+    py = PYS[-1][1] if PYS else sys.executable
+    dat, pb, html = tmp_path / "p.dat", tmp_path / "p.pb.gz", tmp_path / "p.html"
+    r = subprocess.run([MPROF, "run", "--lines", "--pprof", str(pb), "-o", str(dat), py,
+                        RUN_LINES], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with open(pb, "rb") as f:
+        assert f.read(2) == b"\x1f\x8b"  # gzip
+    go = shutil.which("go")
+    if go:
+        top = subprocess.run([go, "tool", "pprof", "-top", "-unit=B", "-sample_index=grown_bytes",
+                              str(pb)],
+                             capture_output=True, text=True, timeout=120)
+        assert top.returncode == 0, top.stderr
+        [row] = [ln.split() for ln in top.stdout.splitlines() if ln.split()[-1:] == ["build"]]
+        assert near(float(row[0].rstrip("B")), 80 * MIB), top.stdout
+    rep = subprocess.run([MPROF, "report", "-o", str(html), str(dat)], capture_output=True,
+                         text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    page = html.read_text()
+    assert "return bytearray(n * MIB)  # @BUILD" in page
