@@ -12,6 +12,7 @@
 #include "lines_out.h"
 #include "mprof.h"
 #include "pprof.h"
+#include "sources.h"
 
 #define MIB 1048576.0
 /* A command that just exec'd: try every millisecond, for at most this long. */
@@ -364,66 +365,19 @@ static int by_weight(const void *a, const void *b)
 	return x->line - y->line;
 }
 
-/* Line @n (1-based) of @path into @buf, without its newline; "" when it cannot be read. */
-static void source_line(const char *path, int n, char *buf, size_t size)
+/* Line @n of @path into @buf (blanks for tabs), "" when it is not there to read. */
+static void source_line(struct mp_sources *src, const char *path, int n, char *buf, size_t size)
 {
-	static char *cached_path;
-	static char *text;
-	static size_t len;
-	const char *p, *e;
-	int i;
+	const char *text;
+	size_t len;
 
 	buf[0] = 0;
-	if (!path || n <= 0)
+	if (!src || !path || mp_sources__line(src, path, n, &text, &len))
 		return;
-	if (!cached_path || strcmp(cached_path, path)) {
-		FILE *f;
-
-		free(cached_path);
-		free(text);
-		cached_path = strdup(path);
-		text = NULL;
-		len = 0;
-		f = fopen(path, "re");
-		if (f) {
-			size_t cap = 0;
-			char chunk[65536];
-			size_t got;
-
-			while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-				char *nt;
-
-				if (len + got + 1 > cap) {
-					cap = (len + got + 1) * 2;
-					nt = realloc(text, cap);
-					if (!nt)
-						break;
-					text = nt;
-				}
-				memcpy(text + len, chunk, got);
-				len += got;
-			}
-			fclose(f);
-		}
-	}
-	if (!path || !text)
-		return;
-	for (p = text, i = 1; i < n && p < text + len; i++) {
-		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
-
-		if (!nl)
-			return;
-		p = nl + 1;
-	}
-	if (p >= text + len)
-		return;
-	e = memchr(p, '\n', (size_t)(text + len - p));
-	if (!e)
-		e = text + len;
-	if ((size_t)(e - p) >= size)
-		e = p + size - 1;
-	memcpy(buf, p, (size_t)(e - p));
-	buf[e - p] = 0;
+	if (len >= size)
+		len = size - 1;
+	memcpy(buf, text, len);
+	buf[len] = 0;
 	for (char *c = buf; *c; c++)
 		if (*c == '\t' || *c == '\r')
 			*c = ' ';
@@ -436,12 +390,12 @@ static void print_header(void)
 	       "\n");
 }
 
-static void print_row(const struct mp_line_row *r, const char *label)
+static void print_row(struct mp_sources *sources, const struct mp_line_row *r, const char *label)
 {
-	char src[512];
+	char src[512] = "";
 
-	if (r->kind == MP_LINE_PY)
-		source_line(r->abs_file, r->line, src, sizeof(src));
+	if (r->kind == MP_LINE_PY && !label)
+		source_line(sources, r->abs_file, r->line, src, sizeof(src));
 	char num[16] = "";
 
 	if (r->kind == MP_LINE_PY)
@@ -460,7 +414,8 @@ static const struct window *window_of(const struct rec_lines *rl, pid_t pid)
 }
 
 /* The tables of process @pid: one per (file, function), heaviest first, then the other rows. */
-static void print_process(const struct rec_lines *rl, struct mp_line_row *r, size_t n, pid_t pid)
+static void print_process(const struct rec_lines *rl, struct mp_sources *sources,
+			  struct mp_line_row *r, size_t n, pid_t pid)
 {
 	uint64_t grown = 0, freed = 0, hid_g = 0, hid_f = 0, hid_e = 0, hid_n = 0, shown = 0;
 	bool *done = calloc(n ? n : 1, sizeof(*done));
@@ -497,7 +452,7 @@ static void print_process(const struct rec_lines *rl, struct mp_line_row *r, siz
 			if (done[j] || r[j].pid != pid || r[j].kind != MP_LINE_PY ||
 			    r[j].file != r[i].file || r[j].func != r[i].func)
 				continue;
-			print_row(&r[j], NULL);
+			print_row(sources, &r[j], NULL);
 			done[j] = true;
 		}
 	}
@@ -505,7 +460,7 @@ static void print_process(const struct rec_lines *rl, struct mp_line_row *r, siz
 	print_header();
 	for (size_t i = 0; i < n; i++)
 		if (r[i].pid == pid && r[i].kind != MP_LINE_PY)
-			print_row(&r[i], mp_lines__kind_name(r[i].kind));
+			print_row(sources, &r[i], mp_lines__kind_name(r[i].kind));
 	if (hid_n) {
 		struct mp_line_row h = { .kind = MP_LINE_NOFRAME, .grown = hid_g, .freed = hid_f,
 					 .events = hid_e };
@@ -513,7 +468,7 @@ static void print_process(const struct rec_lines *rl, struct mp_line_row *r, siz
 
 		snprintf(label, sizeof(label), "<%llu lighter lines, --top %u>",
 			 (unsigned long long)hid_n, rl->o->top);
-		print_row(&h, label);
+		print_row(sources, &h, label);
 	}
 	rss_end = rl->be->proc(rl->be, pid, &v) ? 0 : v.rss;
 	printf("\nTotal (pid %d): grown %.3f MiB, freed %.3f MiB, net %+.3f MiB", (int)pid,
@@ -535,10 +490,13 @@ static int cmp_pid(const void *a, const void *b)
 static void print_tables(const struct rec_lines *rl, struct rows *rs)
 {
 	pid_t *pids = malloc((rs->n ? rs->n : 1) * sizeof(*pids));
+	struct mp_sources *sources = NULL;
 	size_t np = 0;
 
 	if (!pids)
 		return;
+	if (mp_sources__new(&sources, NULL))
+		sources = NULL; /* no Line Contents then */
 	qsort(rs->r, rs->n, sizeof(*rs->r), by_weight);
 	for (size_t i = 0; i < rs->n; i++) {
 		size_t k;
@@ -550,7 +508,8 @@ static void print_tables(const struct rec_lines *rl, struct rows *rs)
 	}
 	qsort(pids, np, sizeof(*pids), cmp_pid);
 	for (size_t k = 0; k < np; k++)
-		print_process(rl, rs->r, rs->n, pids[k]);
+		print_process(rl, sources, rs->r, rs->n, pids[k]);
+	mp_sources__free(sources);
 	free(pids);
 }
 
