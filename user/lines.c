@@ -452,6 +452,29 @@ static const char *abs_path(const struct mp_lines *l, pid_t pid, const char *fil
 	return file;
 }
 
+/* A new, empty row of @kind for @pid at the end of *@rows (named after its kind). 0 or -ENOMEM. */
+static int row_push(struct mp_line_row **rows, size_t *n, size_t *cap, pid_t pid,
+		    enum mp_line_kind kind)
+{
+	struct mp_line_row *r;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct mp_line_row *nr = realloc(*rows, ncap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		*rows = nr;
+		*cap = ncap;
+	}
+	r = &(*rows)[(*n)++];
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	r->kind = kind;
+	r->func = mp_lines__kind_name(kind);
+	return 0;
+}
+
 int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
 {
 	struct mp_line_row *rows = NULL;
@@ -473,28 +496,15 @@ int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
 			if (same_row(&rows[k], s->pid, kind, top))
 				break;
 		if (k == n) {
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				struct mp_line_row *nr = realloc(rows, ncap * sizeof(*nr));
-
-				if (!nr) {
-					err = -ENOMEM;
-					goto out;
-				}
-				rows = nr;
-				cap = ncap;
-			}
-			memset(&rows[n], 0, sizeof(rows[n]));
-			rows[n].pid = s->pid;
-			rows[n].kind = kind;
+			err = row_push(&rows, &n, &cap, s->pid, kind);
+			if (err)
+				goto out;
+			k = n - 1;
 			if (top) {
-				rows[n].file = top->file;
-				rows[n].func = top->func;
-				rows[n].line = top->line;
-			} else {
-				rows[n].func = mp_lines__kind_name(kind);
+				rows[k].file = top->file;
+				rows[k].func = top->func;
+				rows[k].line = top->line;
 			}
-			n++;
 		}
 		rows[k].grown += s->grown;
 		rows[k].freed += s->freed;
@@ -503,24 +513,11 @@ int mp_lines__each_row(const struct mp_lines *l, mp_line_row_fn fn, void *ctx)
 	for (size_t g = 0; g < l->ngone; g++) {
 		if (!l->gone[g].rss || !charged(l, l->gone[g].pid))
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct mp_line_row *nr = realloc(rows, ncap * sizeof(*nr));
-
-			if (!nr) {
-				err = -ENOMEM;
-				goto out;
-			}
-			rows = nr;
-			cap = ncap;
-		}
-		memset(&rows[n], 0, sizeof(rows[n]));
-		rows[n].pid = l->gone[g].pid;
-		rows[n].kind = MP_LINE_EXIT;
-		rows[n].func = mp_lines__kind_name(MP_LINE_EXIT);
-		rows[n].freed = l->gone[g].rss;
-		rows[n].events = 1;
-		n++;
+		err = row_push(&rows, &n, &cap, l->gone[g].pid, MP_LINE_EXIT);
+		if (err)
+			goto out;
+		rows[n - 1].freed = l->gone[g].rss;
+		rows[n - 1].events = 1;
 	}
 	paths = calloc(n ? n : 1, sizeof(*paths));
 	if (!paths) {

@@ -124,6 +124,17 @@ def bpf_rss_map():
     return fd
 
 
+def loader_page():
+    """bpf_rss_map() with the header the loader writes (magic, version 2, 64 slots, none used)."""
+    import mmap
+    import struct
+    fd = bpf_rss_map()
+    m = mmap.mmap(fd, 4096)
+    m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
+    m.close()
+    return fd
+
+
 def page_owner_is_child(fd):
     """preexec_fn: the page describes the child itself (its pid is kept across exec)."""
     import mmap

@@ -2,9 +2,8 @@
 limit, before the next line runs (0.61 opens it one event later and steps the frame back)."""
 import os
 import shutil
-import struct
 
-from conftest import (ROOT, line_of, needs_061, run, run061, DEBIAN_PY, bpf_rss_map,
+from conftest import (ROOT, line_of, needs_061, run, run061, DEBIAN_PY, loader_page,
                       page_owner_is_child)
 
 SEED = os.path.join(ROOT, 'examples', 'seed.py')
@@ -34,13 +33,9 @@ def test_seed_061_has_b_alive_too(mp061_path, tmp_path):
 
 def _page_run(py, limit):
     """The loader's page (a real BPF map), whose values the script itself writes."""
-    import mmap
-    fd = bpf_rss_map()
+    fd = loader_page()
     fd2 = os.dup(fd)
     try:
-        m = mmap.mmap(fd, 4096)
-        m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
-        m.close()
         return run(py, ['-m', 'memory_profiler', '--pdb-mmem', str(limit), 'pdb_page.py'],
                    env={'MPROF_RSS_FD': str(fd), 'TEST_FD': str(fd2)}, pass_fds=(fd, fd2),
                    preexec_fn=page_owner_is_child(fd), input='p __name__\nc\n')

@@ -6,7 +6,7 @@ import struct
 import pytest
 
 
-from conftest import bpf_rss_map, page_owner_is_child, MIB, line_of, parse_report, results_rows, row, run, table
+from conftest import loader_page, page_owner_is_child, MIB, line_of, parse_report, results_rows, row, run, table
 
 
 def _json(py, script, **kw):
@@ -94,13 +94,9 @@ def test_threads_do_not_corrupt_the_report(py):
 
 def test_kernel_page_exact_attribution(py):
     """The loader's page (a real BPF map) written by the test: exact values, peaks, nesting."""
-    import mmap
-    fd = bpf_rss_map()
+    fd = loader_page()
     fd2 = os.dup(fd)
     try:
-        m = mmap.mmap(fd, 4096)
-        m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
-        m.close()
         r = run(py, ['shared_page.py'], env={'MPROF_RSS_FD': str(fd), 'TEST_FD': str(fd2)},
                 pass_fds=(fd, fd2), preexec_fn=page_owner_is_child(fd))
     finally:
@@ -163,11 +159,7 @@ def probe_script(tmp_path):
 
 
 def test_the_loader_map_is_taken_and_its_number_not_passed_on(py, tmp_path):
-    fd = bpf_rss_map()
-    import mmap
-    m = mmap.mmap(fd, 4096)
-    m[0:16] = struct.pack('IIII', 0x5352504d, 2, 64, 0)
-    m.close()
+    fd = loader_page()
     try:
         r = run(py, [probe_script(tmp_path)], env={'MPROF_RSS_FD': str(fd)}, pass_fds=(fd,),
                 preexec_fn=page_owner_is_child(fd))
