@@ -173,8 +173,12 @@ struct mp_backend {
 	 * they are named while their code is alive, or -1. NULL: unsupported.
 	 */
 	int (*lines_fd)(struct mp_backend *b);
-	/* Read those announcements. Returns how many there were, or -errno. */
-	int (*lines_poll)(struct mp_backend *b);
+	/*
+	 * Read those announcements, calling @fn with each new (process, stack) key. Returns how
+	 * many there were, or -errno (or the first error of @fn).
+	 */
+	int (*lines_poll)(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, uint64_t stack),
+			  void *ctx);
 	/* The walk's counters, summed over CPUs, and the changes the table could not take. */
 	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped);
 	/*

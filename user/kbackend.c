@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ struct kbackend {
 	size_t grp_len;
 	struct ring_buffer *lines_rb; /* --lines: new stacks announced (line_new) */
 	unsigned int lines_seen;      /* announcements read by the last k_lines_poll() */
+	int (*lines_fn)(void *ctx, pid_t pid, uint64_t stack); /* set during k_lines_poll() */
+	void *lines_ctx;
 };
 
 /* libbpf's own messages are kept from the terminal: user/ never prints. */
@@ -477,26 +480,44 @@ static int k_lines_add(struct mp_backend *b, pid_t pid, const struct mp_pyproc *
 	return 0;
 }
 
+/* Entries read per batch: a few syscalls for a run's few thousand stacks. */
+#define LINES_BATCH 512
+
 static int k_lines_each(struct mp_backend *b,
 			int (*fn)(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v),
 			void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
-	int fd = bpf_map__fd(k->skel->maps.line_agg), err;
-	struct mp_line_key key, next, *prev = NULL;
-	struct mp_line_val v;
+	int fd = bpf_map__fd(k->skel->maps.line_agg), err = 0;
+	struct mp_line_key *keys = calloc(LINES_BATCH, sizeof(*keys));
+	struct mp_line_val *vals = calloc(LINES_BATCH, sizeof(*vals));
+	/* the batch token is the map's own (a bucket for a hash): room for a key is enough */
+	struct mp_line_key in, out;
+	bool first = true, done = false;
 
-	/* entries are never deleted while the run lasts: the walk is stable */
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &v))
-			continue;
-		err = fn(ctx, (pid_t)key.tgid, key.stack, &v);
-		if (err)
-			return err;
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto cleanup;
 	}
-	return 0;
+	/* entries are never deleted while the run lasts: the walk is stable */
+	while (!done && !err) {
+		__u32 count = LINES_BATCH;
+		int r = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &count, NULL);
+
+		if (r && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		done = r != 0; /* ENOENT: the last batch (count may still be > 0) */
+		for (__u32 i = 0; i < count && !err; i++)
+			err = fn(ctx, (pid_t)keys[i].tgid, keys[i].stack, &vals[i]);
+		in = out;
+		first = false;
+	}
+cleanup:
+	free(keys);
+	free(vals);
+	return err;
 }
 
 static int k_lines_stack(struct mp_backend *b, uint64_t id, struct mp_pystack *out)
@@ -512,11 +533,14 @@ static int k_lines_stack(struct mp_backend *b, uint64_t id, struct mp_pystack *o
 static int on_line_new(void *ctx, void *data, size_t size)
 {
 	struct kbackend *k = ctx;
+	struct mp_line_key key;
 
-	(void)data;
-	(void)size;
+	if (size < sizeof(key))
+		return 0;
+	memcpy(&key, data, sizeof(key));
 	k->lines_seen++;
-	return 0;
+	/* a negative return stops ring_buffer__consume() with that error */
+	return k->lines_fn ? k->lines_fn(k->lines_ctx, (pid_t)key.tgid, key.stack) : 0;
 }
 
 static int k_lines_fd(struct mp_backend *b)
@@ -526,7 +550,8 @@ static int k_lines_fd(struct mp_backend *b)
 	return k->lines_rb ? ring_buffer__epoll_fd(k->lines_rb) : -1;
 }
 
-static int k_lines_poll(struct mp_backend *b)
+static int k_lines_poll(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, uint64_t stack),
+			void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	int n;
@@ -534,7 +559,10 @@ static int k_lines_poll(struct mp_backend *b)
 	if (!k->lines_rb)
 		return 0;
 	k->lines_seen = 0;
+	k->lines_fn = fn;
+	k->lines_ctx = ctx;
 	n = ring_buffer__consume(k->lines_rb);
+	k->lines_fn = NULL;
 	if (n < 0)
 		return n;
 	return (int)k->lines_seen;

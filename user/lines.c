@@ -309,10 +309,9 @@ struct collect_ctx {
 	int err;
 };
 
-static int collect_one(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v)
+/* The entry of (@pid, @stack), created empty if new. Returns 0 or -ENOMEM. */
+static int rstack_get(struct mp_lines *l, pid_t pid, uint64_t stack, struct rstack **out)
 {
-	struct collect_ctx *c = ctx;
-	struct mp_lines *l = c->l;
 	struct rstack *s;
 
 	if ((l->n + 1) * 2 > l->cap && grow(l))
@@ -324,6 +323,18 @@ static int collect_one(void *ctx, pid_t pid, uint64_t stack, const struct mp_lin
 		l->n++;
 		l->stats.stacks++;
 	}
+	*out = s;
+	return 0;
+}
+
+static int collect_one(void *ctx, pid_t pid, uint64_t stack, const struct mp_line_val *v)
+{
+	struct collect_ctx *c = ctx;
+	struct mp_lines *l = c->l;
+	struct rstack *s;
+
+	if (rstack_get(l, pid, stack, &s))
+		return -ENOMEM;
 	s->grown = v->grown * (uint64_t)l->page_size;
 	s->freed = v->freed * (uint64_t)l->page_size;
 	s->events = v->events;
@@ -375,16 +386,27 @@ static bool charged(const struct mp_lines *l, pid_t pid)
 	return false;
 }
 
+/* A stack announced by the kernel: named now; its counts come with the next collect. */
+static int wake_one(void *ctx, pid_t pid, uint64_t stack)
+{
+	struct collect_ctx *c = ctx;
+	struct rstack *s;
+	int err = rstack_get(c->l, pid, stack, &s);
+
+	if (!err && !s->done)
+		resolve(c->l, c->be, s);
+	return err;
+}
+
 int mp_lines__wake(struct mp_lines *l, struct mp_backend *be)
 {
+	struct collect_ctx c = { l, be, 0 };
 	int n;
 
 	if (!be->lines_poll)
 		return 0;
-	n = be->lines_poll(be);
-	if (n <= 0)
-		return n;
-	return mp_lines__collect(l, be);
+	n = be->lines_poll(be, wake_one, &c);
+	return n < 0 ? n : 0;
 }
 
 void mp_lines__stats(const struct mp_lines *l, struct mp_lines_stats *out)
