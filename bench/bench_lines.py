@@ -14,10 +14,19 @@ Modes, alternated round by round, medians:
             memory_profiler (the @profile function, line by line)
   mp061     memory_profiler 0.61 (Debian's), python -m memory_profiler; not for cpu, where its
             sys.settrace line events cost thousands of times the plain loop
-Writes bench/results_lines.md. Needs root (BPF).
+  scalene   Debian's Scalene, --cli --memory (it replaces the allocator: the storm's blocks are
+            not mmapped page by page there, so it is not the same work)
+  austin    Debian's Austin, austin -m (1.0: it reads 3.8-3.10 only, so it runs in a second table
+            with a pyenv 3.9, beside plain and --lines on that interpreter)
+Then the per-event cost of the rss_stat program, with line attribution and without, from the
+kernel's own run time of the program (kernel.bpf_stats_enabled, bpftool prog show), on the
+storm. Writes bench/results_lines.md. Needs root (BPF).
 """
 import argparse
+import glob
+import json
 import os
+import shutil
 import re
 import statistics
 import subprocess
@@ -62,7 +71,40 @@ def commands(args, tmp, script, sargs, mode):
                 script] + sargs, None
     if mode == "mp061":
         return [py, "-m", "memory_profiler", "-o", os.devnull, script] + sargs, {}
+    if mode == "scalene":
+        return [py, "-m", "scalene", "--cli", "--memory", "--outfile", os.devnull, script] + \
+            sargs, {}
+    if mode == "austin":
+        return ["austin", "-m", "-o", os.devnull, py, script] + sargs, {}
     raise ValueError(mode)
+
+
+def per_event_ns(args, tmp, lines):
+    """ns per run of on_rss_stat over a storm, from the kernel's run_time_ns / run_cnt."""
+    out = os.path.join(tmp, "ev.dat")
+    cmd = [args.mprof, "run", "--lines" if lines else "--nopython", "-o", out, args.python, WORK,
+           "storm", str(args.storm)]
+    old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+        f.write("1")
+    try:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        last = None
+        while p.poll() is None:
+            q = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+            try:
+                for prog in json.loads(q.stdout or "[]"):
+                    if prog.get("name") == "on_rss_stat" and prog.get("run_cnt"):
+                        last = prog
+            except ValueError:
+                pass
+            time.sleep(0.1)
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+    if not last:
+        return None, None
+    return last["run_time_ns"] / last["run_cnt"], last["run_cnt"]
 
 
 def main():
@@ -85,7 +127,10 @@ def main():
         f.write(SEED_ANY % SEED)
     loads = [("cpu", WORK, ["cpu", str(args.cpu)]), ("storm", WORK, ["storm", str(args.storm)]),
              ("seed", seed, [])]
-    modes = ["plain", "rss", "lines", "hook"] + (["mp061"] if has061 else [])
+    has_scalene = subprocess.run([args.python, "-c", "import scalene"],
+                                 capture_output=True).returncode == 0
+    modes = ["plain", "rss", "lines", "hook"] + (["mp061"] if has061 else []) + \
+        (["scalene"] if has_scalene else [])
     res = {(w, m): [] for w, _, _ in loads for m in modes}
     for r in range(args.rounds):
         for w, script, sargs in loads:
@@ -101,8 +146,28 @@ def main():
                 res[(w, m)].append(timed(cmd, env))
         print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr)
 
-    def med(w, m, i):
-        v = [x[i] for x in res[(w, m)] if x[i] is not None]
+    # Austin 1.0 reads 3.8-3.10 only: a pyenv 3.9 beside plain and --lines on it
+    austin_py = None
+    if shutil.which("austin") and shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+        found = sorted(glob.glob(os.path.join(root, "versions", "3.9.*", "bin", "python3")))
+        austin_py = found[-1] if found else None
+    ares = {}
+    if austin_py:
+        amodes = ["plain", "lines", "austin"]
+        sub = argparse.Namespace(**dict(vars(args), python=austin_py))
+        ares = {(w, m): [] for w, _, _ in loads[:2] for m in amodes}
+        for r in range(args.rounds):
+            for w, script, sargs in loads[:2]:
+                for m in amodes[r % 3:] + amodes[:r % 3]:
+                    cmd, extra = commands(sub, tmp, script, sargs, m)
+                    env = dict(os.environ)
+                    env.pop("PYTHONPATH", None)
+                    ares[(w, m)].append(timed(cmd, env))
+    ev = {k: per_event_ns(args, tmp, k == "lines") for k in ("rss", "lines")}
+
+    def med(w, m, i, table=None):
+        v = [x[i] for x in (table or res)[(w, m)] if x[i] is not None]
         return statistics.median(v) if v else None
 
     with open("/proc/loadavg") as f:
@@ -123,6 +188,23 @@ def main():
             lines.append("| %s | %s | %s | %s | %.3f | %.2fx |" % (
                 w, m, "%.3f" % wk if wk is not None else "-",
                 "%.3fx" % (wk / pw) if wk is not None and pw else "-", wall, wall / pwall))
+    if ares:
+        lines += ["", "Austin 1.0 (`austin -m`) reads 3.8-3.10 only: on %s, same rounds:" %
+                  austin_py.split("/versions/")[1].split("/")[0], "",
+                  "| workload | mode | work (s) | x plain | wall (s) | x plain |",
+                  "|---|---|---|---|---|---|"]
+        for w, _, _ in loads[:2]:
+            pw, pwall = med(w, "plain", 0, ares), med(w, "plain", 1, ares)
+            for m in ("plain", "lines", "austin"):
+                wk, wall = med(w, m, 0, ares), med(w, m, 1, ares)
+                lines.append("| %s | %s | %.3f | %.3fx | %.3f | %.2fx |" % (
+                    w, m, wk, wk / pw, wall, wall / pwall))
+    if ev["rss"][0] and ev["lines"][0]:
+        lines += ["", "The rss_stat program's own run time on the storm (`run_time_ns / run_cnt`, "
+                  "kernel.bpf_stats_enabled): %.0f ns per event with line attribution, %.0f ns "
+                  "without (%d and %d runs): the walk and the count add %.0f ns." %
+                  (ev["lines"][0], ev["rss"][0], ev["lines"][1], ev["rss"][1],
+                   ev["lines"][0] - ev["rss"][0])]
     storm_events = args.storm * (4 << 20) // os.sysconf("SC_PAGE_SIZE")
     lw, rw = med("storm", "lines", 0), med("storm", "rss", 0)
     lines += ["", "The storm faults in about %d pages; --lines over its floor (`rss`, the same "

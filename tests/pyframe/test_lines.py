@@ -337,3 +337,26 @@ def test_pprof_and_report_of_a_real_run(tmp_path):
     assert rep.returncode == 0, rep.stderr
     page = html.read_text()
     assert "return bytearray(n * MIB)  # @BUILD" in page
+
+
+@needs_kernel
+@pytest.mark.parametrize("py", [p for _, p in PYS], ids=[n for n, _ in PYS])
+def test_numpy_array_in_a_thread(py, tmp_path):
+    if subprocess.run([py, "-c", "import numpy"], capture_output=True).returncode:
+        pytest.skip("numpy is not installed for %s" % py)
+    script = os.path.join(SCRIPTS, "numpy_thread.py")
+    dat = tmp_path / "np.dat"
+    r = subprocess.run([MPROF, "run", "--lines", "-o", str(dat), py, script],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rec = LineRecords(dat)
+    line = markers(script)["NUMPY"]
+    # np.ones runs numpy's own Python code (its dispatch wrappers) before the C code that fills
+    # the array: the running line is numpy's, the script's line is the caller in those stacks
+    ours = [s for s in rec.stacks
+            if any(os.path.basename(f[1]) == "numpy_thread.py" and f[2] == line for f in s[4])]
+    got = sum(s[1] for s in ours)
+    assert near(got, 64 * MIB), (got / MIB, r.stdout)
+    for s in ours:
+        names = [f[0].rsplit(".", 1)[-1] for f in s[4]]
+        assert names[0] == "_bootstrap" and "work" in names, names  # the thread's own stack
