@@ -79,10 +79,19 @@ def commands(args, tmp, script, sargs, mode):
     raise ValueError(mode)
 
 
-def per_event_ns(args, tmp, lines):
+def stage_build(stage):
+    """build/lstageN/mprof: charge_line cut at stage N (1: the table alone, 2: the walk alone)."""
+    out = os.path.join(ROOT, "build", "lstage%d" % stage)
+    subprocess.run(["make", "-s", "-C", ROOT, "OUT=%s" % out,
+                    "EXTRA_BPF_CFLAGS=-DMP_LINES_STAGE=%d" % stage, os.path.join(out, "mprof")],
+                   check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(out, "mprof")
+
+
+def per_event_ns(args, tmp, lines, mprof=None):
     """ns per run of on_rss_stat over a storm, from the kernel's run_time_ns / run_cnt."""
     out = os.path.join(tmp, "ev.dat")
-    cmd = [args.mprof, "run", "--lines" if lines else "--nopython", "-o", out, args.python, WORK,
+    cmd = [mprof or args.mprof, "run", "--lines" if lines else "--nopython", "-o", out, args.python, WORK,
            "storm", str(args.storm)]
     old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
@@ -115,6 +124,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cpu", type=int, default=1500, help="rounds of the cpu workload")
     ap.add_argument("--storm", type=int, default=400, help="4 MiB blocks of the storm")
+    ap.add_argument("--stages", action="store_true",
+                    help="also price the table and the walk apart (two more builds)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_lines.md"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -165,6 +176,9 @@ def main():
                     env.pop("PYTHONPATH", None)
                     ares[(w, m)].append(timed(cmd, env))
     ev = {k: per_event_ns(args, tmp, k == "lines") for k in ("rss", "lines")}
+    if args.stages:
+        ev["table"] = per_event_ns(args, tmp, True, stage_build(1))
+        ev["walk"] = per_event_ns(args, tmp, True, stage_build(2))
 
     def med(w, m, i, table=None):
         v = [x[i] for x in (table or res)[(w, m)] if x[i] is not None]
@@ -205,6 +219,10 @@ def main():
                   "without (%d and %d runs): the walk and the count add %.0f ns." %
                   (ev["lines"][0], ev["rss"][0], ev["lines"][1], ev["rss"][1],
                    ev["lines"][0] - ev["rss"][0])]
+        if args.stages and ev["table"][0] and ev["walk"][0]:
+            lines += ["", "Cut at stages (`--stages`, `-DMP_LINES_STAGE`): the table update alone "
+                      "(no walk) %+.0f ns, the walk alone (no table) %+.0f ns over the floor." %
+                      (ev["table"][0] - ev["rss"][0], ev["walk"][0] - ev["rss"][0])]
     storm_events = args.storm * (4 << 20) // os.sysconf("SC_PAGE_SIZE")
     lw, rw = med("storm", "lines", 0), med("storm", "rss", 0)
     lines += ["", "The storm faults in about %d pages; --lines over its floor (`rss`, the same "

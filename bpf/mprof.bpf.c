@@ -629,8 +629,16 @@ static __always_inline void charge_line(__u32 tgid, struct mm_struct *mm, __s64 
 	struct mp_line_val *v, zero = {};
 	struct task_struct *cur = bpf_get_current_task_btf();
 
+#if defined(MP_LINES_STAGE) && MP_LINES_STAGE == 1 /* bench: the table alone, no walk */
+	key.stack = cur->mm == mm ? MP_PY_STACK_NONE : MP_LINE_FOREIGN;
+#else
 	key.stack = cur->mm == mm ? mp_py_current_stack(bpf_get_current_pid_tgid())
 				  : MP_LINE_FOREIGN;
+#endif
+#if defined(MP_LINES_STAGE) && MP_LINES_STAGE == 2 /* bench: the walk alone, no table */
+	if (key.stack != 12345)
+		return;
+#endif
 	v = bpf_map_lookup_elem(&line_agg, &key);
 	if (!v) {
 		/* the wake-up is cheap and rare: once per distinct stack of the run */
