@@ -10,7 +10,8 @@
 #                               site-packages of every interpreter in
 #                               INSTALL_PYTHONS (default: PYTHONS), so that
 #                               `import memory_profiler` works there as after
-#                               `pip install` (importlib.metadata included)
+#                               `pip install` (importlib.metadata included,
+#                               and the pytest plugin's pytest11 entry point)
 
 PYHOOK_SRCS  := $(wildcard pyhook/*.c)
 PYHOOK_HDRS  := $(wildcard pyhook/*.h)
@@ -42,7 +43,7 @@ $(OUT)/pyhook/pythons.txt: pyhook-pythons-check
 	@echo '$(PYTHONS)' | cmp -s - $@ 2>/dev/null || echo '$(PYTHONS)' > $@
 
 $(PYHOOK_STAMP): $(PYHOOK_SRCS) $(PYHOOK_HDRS) $(PYHOOK_PKG) pyhook/pyhook.mk \
-		pyhook/build-ext.sh $(OUT)/pyhook/pythons.txt
+		pyhook/build-ext.sh pyhook/dist-info.sh $(OUT)/pyhook/pythons.txt
 	$(Q)mkdir -p $(PYHOOK_DIR)
 	$(Q)PYHOOK_V='$(V)' sh pyhook/build-ext.sh '$(PYHOOK_DIR)' '$(CC)' \
 		'$(PYHOOK_CFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)' '$(EXTRA_LDFLAGS) $(LDFLAGS)' \

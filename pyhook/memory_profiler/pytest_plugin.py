@@ -1,6 +1,7 @@
 """pytest plugin: memory budgets for tests, and the tests that used the most.
 
-    pytest -p memory_profiler.pytest_plugin          (or registered by `make install`)
+    pytest                                   (installed: the pytest11 entry point loads it)
+    pytest -p memory_profiler.pytest_plugin  (the same plugin, once: the entry point's name)
 
     @pytest.mark.limit_rss("64 MiB")
     def test_parse_big_file(): ...
@@ -16,10 +17,17 @@ Where the peak comes from, best first (the report says which):
     child forked inside a test counts); the peak since the test started is read from it: every
     page, every short spike.
   * VmHWM: otherwise the kernel's own high-water mark of this process, reset at the start of
-    each test (writing 5 to /proc/self/clear_refs, which needs no privilege): short spikes count
-    too, but only this process, and at the kernel's counter precision.
+    each measured test (writing 5 to /proc/self/clear_refs, which needs no privilege): short
+    spikes count too, but only this process, and at the kernel's counter precision.
 With the kernel page and a marked test that fails, the line of the test function during which
 the peak was reached is named too (the test function alone is line-profiled, only when marked).
+
+Loaded in every session of an interpreter it is installed for, the plugin stays out of the way
+of sessions that do not use it: after collection it looks once for a test marked limit_rss, and
+with none and no --mprof-top it hooks nothing into the tests (no reset of VmHWM, which is also
+what getrusage() reports as ru_maxrss). Otherwise the marked tests are measured, and with
+--mprof-top every test; in VmHWM mode each measured test resets the mark. Loading it imports the
+package, whose C hook opens /proc/self/statm (or maps the kernel page under mprof run).
 """
 import os
 import sys
@@ -100,17 +108,21 @@ def _status_kb(key):
     return 0
 
 
-class _Plugin:
-    def __init__(self, config):
-        self.config = config
+class _Watch:
+    """The per-test part: registered after collection, only when something is to be measured."""
+
+    def __init__(self, top):
         self.meter = _Meter()
         self.results = {}  # nodeid -> (growth bytes, peak bytes)
-        self.top = config.getoption("mprof_top")
+        self.top = top
 
     # -- running a test ---------------------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
         marker = item.get_closest_marker("limit_rss")
+        if marker is None and not self.top:
+            yield  # a session with marked tests: the others are left alone
+            return
         limit = None
         if marker is not None:
             if not marker.args or len(marker.args) > 1 or marker.kwargs:
@@ -197,4 +209,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "limit_rss(size): fail the test when its peak RSS growth during the call is "
         "above size ('64 MiB', '1G', '100 MB')")
-    config.pluginmanager.register(_Plugin(config), "mprof-memory")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Arms the per-test hooks when a collected test is marked or --mprof-top asks for all."""
+    config = session.config
+    if config.pluginmanager.get_plugin(_WATCH) is not None:
+        return
+    top = config.getoption("mprof_top")
+    if not top and not any(it.get_closest_marker("limit_rss") is not None
+                           for it in session.items):
+        return
+    config.pluginmanager.register(_Watch(top), _WATCH)
+
+
+_WATCH = "mprof-memory"
