@@ -70,6 +70,9 @@ class _Meter:
     def __init__(self):
         self.hook = None
         self.kind = "VmHWM (this process)"
+        self._pid = None  # the process whose /proc files _status and _clear are
+        self._status = self._clear = -1
+        self._rss = None  # the C hook's read of /proc/self/statm, cheaper than the status file
         try:
             from . import _mprof_hook as hook
         except ImportError:
@@ -77,35 +80,47 @@ class _Meter:
         if hook is not None and hook.rss_source()[0] == "kernel":
             self.hook = hook
             self.kind = hook.page_scope() + " (kernel page, exact)"
-
-    def now(self):
-        if self.hook:
-            return self.hook.rss_bytes()
-        return _status_kb("VmRSS:") * 1024
+        elif hook is not None and hook.rss_source()[0] == "statm":
+            self._rss = hook.rss_bytes
 
     def mark(self):
         """Start a window; returns the RSS at its start."""
         if self.hook:
             return self.hook.peak_mark()
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
-        return self.now()
+        self._open()
+        if self._clear >= 0:
+            os.write(self._clear, b"5")  # resets VmHWM to the current RSS
+        return self._rss() if self._rss else self._status_bytes(b"VmRSS:")
 
     def peak(self):
         if self.hook:
             return self.hook.peak_since_mark()
-        return _status_kb("VmHWM:") * 1024
+        return self._status_bytes(b"VmHWM:")
 
+    def _open(self):
+        # Kept open: opening them costs more than reading them. Opened again in a child forked
+        # to run the test (pytest-forked), where /proc/self is another process.
+        pid = os.getpid()
+        if pid == self._pid:
+            return
+        self._pid = pid
+        self._status = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._clear = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            self._clear = -1
+            # the mark is then the process's peak since it started: say so, not a wrong growth
+            self.kind = "VmHWM (this process) since it started: cannot reset it (%s)" % (
+                e.strerror,)
 
-def _status_kb(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1])
-    return 0
+    def _status_bytes(self, key):
+        # one read of the whole file: VmHWM and VmRSS are within its first kilobyte
+        data = os.pread(self._status, 4096, 0)
+        i = data.find(key)
+        if i < 0:
+            return 0
+        i += len(key)
+        return int(data[i:data.index(b"kB", i)]) * 1024
 
 
 class _Watch:

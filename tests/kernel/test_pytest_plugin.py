@@ -214,3 +214,34 @@ def test_unmeasured_tests_keep_their_vmhwm(tmp_path):
     p, o = pytest_session(tmp_path, UNTOUCHED, ["--mprof-top", "1"])
     assert o["test_b_mark_kept"][0] == "failed", o
     assert "mprof: 1 highest peaks" in p.stdout and "test_a_spike" in p.stdout, p.stdout
+
+
+METER = '''
+import os
+from memory_profiler import pytest_plugin as pp
+
+real_open = os.open
+
+
+def no_clear_refs(path, *a):
+    if path.endswith("clear_refs"):
+        raise PermissionError(13, "Permission denied")
+    return real_open(path, *a)
+
+
+os.open = no_clear_refs
+m = pp._Meter()
+start = m.mark()
+print(m.kind)
+print(m.peak() >= start > 0)
+'''
+
+
+@needs_hook
+def test_vmhwm_that_cannot_be_reset_says_so(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOOK)
+    env.pop("MPROF_RSS_FD", None)
+    p = subprocess.run([PY, "-c", METER], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "VmHWM (this process) since it started: cannot reset it (Permission denied)", "True"]
