@@ -89,6 +89,12 @@ def test_over():
 def test_under():
     data = b"x" * (8 << 20)
     del data
+
+
+def test_imported_from_its_pyc():
+    import memory_profiler
+    assert type(memory_profiler.__spec__.loader).__name__ == "SourceFileLoader"
+    assert memory_profiler.__spec__.cached and memory_profiler.__spec__.has_location
 '''
 
 
@@ -115,16 +121,25 @@ def test_install_with_destdir_then_use_it(tmp_path):
     lib = D + P + '/lib/mprof-bpf/python'
     assert os.access(D + P + '/bin/mprof', os.X_OK)
     assert sorted(os.listdir(D + P + '/share/man/man1')) == sorted(os.listdir(MAN))
-    info = [d for d in os.listdir(lib) if d.endswith('.dist-info')]
-    assert len(info) == 1 and info[0].startswith('memory_profiler-'), info
-    with open(os.path.join(lib, info[0], 'entry_points.txt')) as f:
+    info = sorted(d for d in os.listdir(lib) if d.endswith('.dist-info'))
+    assert [d.split('-')[0] for d in info] == ['memory_profiler', 'mprof_bpf_pytest'], info
+    # the entry point is in a distribution listing no module, so pytest rewrites none of ours
+    with open(os.path.join(lib, info[1], 'entry_points.txt')) as f:
         assert f.read().split() == ['[pytest11]', 'memory_profiler.pytest_plugin', '=',
                                     'memory_profiler.pytest_plugin']
+    with open(os.path.join(lib, info[1], 'RECORD')) as f:
+        assert all(r.startswith(info[1] + '/') for r in f.read().split()), info[1]
     pkg = os.listdir(lib + '/memory_profiler')
     assert {'__init__.py', '__main__.py', '_ipython.py'} <= set(pkg)
     assert len([f for f in pkg if f.startswith('_mprof_hook') and f.endswith('.so')]) >= 1
     sites = {}
     for py in _pythons():
+        # byte-compiled by each interpreter: a user who cannot write there compiles nothing
+        tag = subprocess.run([py, '-c', 'import sys; print(sys.implementation.cache_tag)'],
+                             capture_output=True, text=True).stdout.strip()
+        for mod in ('__init__', 'pytest_plugin'):
+            assert os.path.exists('%s/memory_profiler/__pycache__/%s.%s.pyc' % (lib, mod, tag)), \
+                (py, mod)
         site = _site(py)
         with open(D + site + '/mprof-bpf.pth') as f:
             assert f.read().strip() == P + '/lib/mprof-bpf/python'
@@ -180,6 +195,7 @@ def test_install_with_destdir_then_use_it(tmp_path):
         assert junit.exists(), (py, name, out)
         got = _junit(junit)
         assert got['test_under'] is None, (py, name, out)
+        assert got['test_imported_from_its_pyc'] is None, (py, name, out)
         assert got['test_over'] and 'memory limit exceeded' in got['test_over'], (py, name, out)
 
     r = _make('uninstall', 'DESTDIR=' + D, 'PREFIX=' + P)
