@@ -30,11 +30,11 @@ what getrusage() reports as ru_maxrss). Otherwise the marked tests are measured,
 package, whose C hook opens /proc/self/statm (or maps the kernel page under mprof run).
 """
 import os
-import sys
 
 import pytest
 
 MIB = 1048576.0
+_WATCH = "mprof-memory"  # the name the per-test part is registered under
 
 _UNITS = {
     "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2, "mib": 1024 ** 2,
@@ -103,6 +103,7 @@ class _Meter:
         pid = os.getpid()
         if pid == self._pid:
             return
+        # (the parent's fds are left open in a child: it may have closed and reused their numbers)
         self._pid = pid
         self._status = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -238,5 +239,3 @@ def pytest_collection_finish(session):
         return
     config.pluginmanager.register(_Watch(top), _WATCH)
 
-
-_WATCH = "mprof-memory"
