@@ -1,6 +1,7 @@
 """pytest plugin: memory budgets for tests, and the tests that used the most.
 
-    pytest -p memory_profiler.pytest_plugin          (or registered by `make install`)
+    pytest                                   (installed: the pytest11 entry point loads it)
+    pytest -p memory_profiler.pytest_plugin  (the same plugin, once: the entry point's name)
 
     @pytest.mark.limit_rss("64 MiB")
     def test_parse_big_file(): ...
@@ -16,17 +17,24 @@ Where the peak comes from, best first (the report says which):
     child forked inside a test counts); the peak since the test started is read from it: every
     page, every short spike.
   * VmHWM: otherwise the kernel's own high-water mark of this process, reset at the start of
-    each test (writing 5 to /proc/self/clear_refs, which needs no privilege): short spikes count
-    too, but only this process, and at the kernel's counter precision.
+    each measured test (writing 5 to /proc/self/clear_refs, which needs no privilege): short
+    spikes count too, but only this process, and at the kernel's counter precision.
 With the kernel page and a marked test that fails, the line of the test function during which
 the peak was reached is named too (the test function alone is line-profiled, only when marked).
+
+Loaded in every session of an interpreter it is installed for, the plugin stays out of the way
+of sessions that do not use it: after collection it looks once for a test marked limit_rss, and
+with none and no --mprof-top it hooks nothing into the tests (no reset of VmHWM, which is also
+what getrusage() reports as ru_maxrss). Otherwise the marked tests are measured, and with
+--mprof-top every test; in VmHWM mode each measured test resets the mark. Loading it imports the
+package, whose C hook opens /proc/self/statm (or maps the kernel page under mprof run).
 """
 import os
-import sys
 
 import pytest
 
 MIB = 1048576.0
+_WATCH = "mprof-memory"  # the name the per-test part is registered under
 
 _UNITS = {
     "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2, "mib": 1024 ** 2,
@@ -62,6 +70,9 @@ class _Meter:
     def __init__(self):
         self.hook = None
         self.kind = "VmHWM (this process)"
+        self._pid = None  # the process whose /proc files _status and _clear are
+        self._status = self._clear = -1
+        self._rss = None  # the C hook's read of /proc/self/statm, cheaper than the status file
         try:
             from . import _mprof_hook as hook
         except ImportError:
@@ -69,48 +80,65 @@ class _Meter:
         if hook is not None and hook.rss_source()[0] == "kernel":
             self.hook = hook
             self.kind = hook.page_scope() + " (kernel page, exact)"
-
-    def now(self):
-        if self.hook:
-            return self.hook.rss_bytes()
-        return _status_kb("VmRSS:") * 1024
+        elif hook is not None and hook.rss_source()[0] == "statm":
+            self._rss = hook.rss_bytes
 
     def mark(self):
         """Start a window; returns the RSS at its start."""
         if self.hook:
             return self.hook.peak_mark()
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
-        return self.now()
+        self._open()
+        if self._clear >= 0:
+            os.write(self._clear, b"5")  # resets VmHWM to the current RSS
+        return self._rss() if self._rss else self._status_bytes(b"VmRSS:")
 
     def peak(self):
         if self.hook:
             return self.hook.peak_since_mark()
-        return _status_kb("VmHWM:") * 1024
+        return self._status_bytes(b"VmHWM:")
+
+    def _open(self):
+        # Kept open: opening them costs more than reading them. Opened again in a child forked
+        # to run the test (pytest-forked), where /proc/self is another process.
+        pid = os.getpid()
+        if pid == self._pid:
+            return
+        # (the parent's fds are left open in a child: it may have closed and reused their numbers)
+        self._pid = pid
+        self._status = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._clear = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            self._clear = -1
+            # the mark is then the process's peak since it started: say so, not a wrong growth
+            self.kind = "VmHWM (this process) since it started: cannot reset it (%s)" % (
+                e.strerror,)
+
+    def _status_bytes(self, key):
+        # one read of the whole file: VmHWM and VmRSS are within its first kilobyte
+        data = os.pread(self._status, 4096, 0)
+        i = data.find(key)
+        if i < 0:
+            return 0
+        i += len(key)
+        return int(data[i:data.index(b"kB", i)]) * 1024
 
 
-def _status_kb(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1])
-    return 0
+class _Watch:
+    """The per-test part: registered after collection, only when something is to be measured."""
 
-
-class _Plugin:
-    def __init__(self, config):
-        self.config = config
+    def __init__(self, top):
         self.meter = _Meter()
         self.results = {}  # nodeid -> (growth bytes, peak bytes)
-        self.top = config.getoption("mprof_top")
+        self.top = top
 
     # -- running a test ---------------------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
         marker = item.get_closest_marker("limit_rss")
+        if marker is None and not self.top:
+            yield  # a session with marked tests: the others are left alone
+            return
         limit = None
         if marker is not None:
             if not marker.args or len(marker.args) > 1 or marker.kwargs:
@@ -197,4 +225,17 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "limit_rss(size): fail the test when its peak RSS growth during the call is "
         "above size ('64 MiB', '1G', '100 MB')")
-    config.pluginmanager.register(_Plugin(config), "mprof-memory")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Arms the per-test hooks when a collected test is marked or --mprof-top asks for all."""
+    config = session.config
+    if config.pluginmanager.get_plugin(_WATCH) is not None:
+        return
+    top = config.getoption("mprof_top")
+    if not top and not any(it.get_closest_marker("limit_rss") is not None
+                           for it in session.items):
+        return
+    config.pluginmanager.register(_Watch(top), _WATCH)
+

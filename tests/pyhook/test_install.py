@@ -1,5 +1,6 @@
 """make install: mprof, its man pages, and memory_profiler for every built interpreter, importable
-without PYTHONPATH (a .pth in each site-packages) with its package metadata.
+without PYTHONPATH (a .pth in each site-packages) with its package metadata, whose pytest11 entry
+point has pytest load the plugin with no -p.
 
 The tree is installed with DESTDIR into a scratch folder; to use it as installed, a private
 mount namespace binds the staged folders over the real ones (root only), so each interpreter
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -73,6 +75,37 @@ print(json.dumps([memory_profiler.__file__, md.version('memory_profiler'),
                   r.returncode, r.stdout]))
 '''
 
+BUDGET = '''
+import pytest
+
+
+@pytest.mark.limit_rss("64 MiB")
+def test_over():
+    data = b"x" * (200 << 20)
+    del data
+
+
+@pytest.mark.limit_rss("64 MiB")
+def test_under():
+    data = b"x" * (8 << 20)
+    del data
+
+
+def test_imported_from_its_pyc():
+    import memory_profiler
+    assert type(memory_profiler.__spec__.loader).__name__ == "SourceFileLoader"
+    assert memory_profiler.__spec__.cached and memory_profiler.__spec__.has_location
+'''
+
+
+def _junit(path):
+    """{test name: failure message or None} of a JUnit XML file."""
+    out = {}
+    for case in ET.parse(path).getroot().iter('testcase'):
+        fail = case.find('failure')
+        out[case.get('name')] = None if fail is None else fail.get('message', '')
+    return out
+
 
 @needs_mprof
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare'),
@@ -88,11 +121,25 @@ def test_install_with_destdir_then_use_it(tmp_path):
     lib = D + P + '/lib/mprof-bpf/python'
     assert os.access(D + P + '/bin/mprof', os.X_OK)
     assert sorted(os.listdir(D + P + '/share/man/man1')) == sorted(os.listdir(MAN))
+    info = sorted(d for d in os.listdir(lib) if d.endswith('.dist-info'))
+    assert [d.split('-')[0] for d in info] == ['memory_profiler', 'mprof_bpf_pytest'], info
+    # the entry point is in a distribution listing no module, so pytest rewrites none of ours
+    with open(os.path.join(lib, info[1], 'entry_points.txt')) as f:
+        assert f.read().split() == ['[pytest11]', 'memory_profiler.pytest_plugin', '=',
+                                    'memory_profiler.pytest_plugin']
+    with open(os.path.join(lib, info[1], 'RECORD')) as f:
+        assert all(r.startswith(info[1] + '/') for r in f.read().split()), info[1]
     pkg = os.listdir(lib + '/memory_profiler')
     assert {'__init__.py', '__main__.py', '_ipython.py'} <= set(pkg)
     assert len([f for f in pkg if f.startswith('_mprof_hook') and f.endswith('.so')]) >= 1
     sites = {}
     for py in _pythons():
+        # byte-compiled by each interpreter: a user who cannot write there compiles nothing
+        tag = subprocess.run([py, '-c', 'import sys; print(sys.implementation.cache_tag)'],
+                             capture_output=True, text=True).stdout.strip()
+        for mod in ('__init__', 'pytest_plugin'):
+            assert os.path.exists('%s/memory_profiler/__pycache__/%s.%s.pyc' % (lib, mod, tag)), \
+                (py, mod)
         site = _site(py)
         with open(D + site + '/mprof-bpf.pth') as f:
             assert f.read().strip() == P + '/lib/mprof-bpf/python'
@@ -115,6 +162,22 @@ def test_install_with_destdir_then_use_it(tmp_path):
         lines.append('env -u PYTHONPATH "%s" "%s" "%s"' % (py, script, stamped))
     lines.append('env -u PYTHONPATH MPROF_PYTHON=%s "%s/bin/mprof" run --backend proc -o "%s" '
                  '"%s" >/dev/null 2>&1' % (_pythons()[0], P, tmp_path / 'x.dat', stamped))
+    # pytest finds the installed plugin by its entry point: limit_rss with no -p, and -p naming
+    # it again does not register it twice
+    budget = tmp_path / 'budget'
+    budget.mkdir()
+    (budget / 'test_budget.py').write_text(BUDGET)
+    with_pytest = [py for py in _pythons() if not subprocess.run(
+        [py, '-c', 'import pytest'], capture_output=True).returncode]
+    sessions = {}
+    for i, py in enumerate(with_pytest):
+        for name, extra in (('auto', ''), ('p', '-p memory_profiler.pytest_plugin')):
+            junit = tmp_path / ('%s-%d.xml' % (name, i))
+            sessions[(py, name)] = junit
+            lines.append('(cd "%s" && env -u PYTHONPATH -u PYTEST_ADDOPTS -u '
+                         'PYTEST_DISABLE_PLUGIN_AUTOLOAD "%s" -m pytest -q -p no:cacheprovider %s '
+                         '--junitxml "%s" test_budget.py >"%s.out" 2>&1 || true)'
+                         % (budget, py, extra, junit, junit))
     ns = subprocess.run(['unshare', '-m', '--propagation', 'private', 'sh', '-c',
                          '\n'.join(lines)], capture_output=True, text=True, timeout=300)
     assert ns.returncode == 0, ns.stderr
@@ -126,6 +189,14 @@ def test_install_with_destdir_then_use_it(tmp_path):
         assert rc == 0 and 'return [1] * 10 ** 6' in out, (py, out)
     # mprof's Python mode found the installed package next to its binary: FUNC lines
     assert 'FUNC __main__.f ' in (tmp_path / 'x.dat').read_text()
+    assert sessions, 'no interpreter with pytest among ' + ' '.join(_pythons())
+    for (py, name), junit in sessions.items():
+        out = open(str(junit) + '.out').read()
+        assert junit.exists(), (py, name, out)
+        got = _junit(junit)
+        assert got['test_under'] is None, (py, name, out)
+        assert got['test_imported_from_its_pyc'] is None, (py, name, out)
+        assert got['test_over'] and 'memory limit exceeded' in got['test_over'], (py, name, out)
 
     r = _make('uninstall', 'DESTDIR=' + D, 'PREFIX=' + P)
     assert r.returncode == 0, r.stderr
