@@ -95,8 +95,8 @@ DEB_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcmocka-dev libcairo2-dev systemtap-sdt-dev python3-dev python3-pytest \
 	python3-psutil python3-memory-profiler python3-matplotlib valgrind \
 	libclang-rt-14-dev util-linux procps libmicrohttpd-dev prometheus libncurses-dev tmux \
-	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base \
-	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf golang-go
+	chromium ipython3 python3-ipykernel jupyter-nbconvert groff-base austin python3-scalene \
+	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf golang-go python3-numpy
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
