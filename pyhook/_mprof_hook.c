@@ -458,10 +458,36 @@ static PyObject *profiler_close(ProfilerObject *self, PyObject *unused)
 
 /* results() -> [(filename, name, first, nsrc, [(line, inc, peak, occ), ...])]
  * in bytes, for every function with at least one measurement. */
+/* [(line, inc, peak, occ), ...] in bytes: the lines of @t that ran. New reference, or NULL. */
+static PyObject *table_rows(const struct mp_table *t)
+{
+	PyObject *rows = PyList_New(0);
+	int j;
+
+	if (!rows)
+		return NULL;
+	for (j = 0; j < t->nlines; j++) {
+		const struct mp_line *l = &t->lines[j];
+		PyObject *row;
+
+		if (!l->occ)
+			continue;
+		row = Py_BuildValue("(iLKK)", t->base + j, (long long)l->inc,
+				    (unsigned long long)l->peak, (unsigned long long)l->occ);
+		if (!row || PyList_Append(rows, row) < 0) {
+			Py_XDECREF(row);
+			Py_DECREF(rows);
+			return NULL;
+		}
+		Py_DECREF(row);
+	}
+	return rows;
+}
+
 static PyObject *profiler_results(ProfilerObject *self, PyObject *unused)
 {
 	PyObject *out = PyList_New(0);
-	int i, j;
+	int i;
 
 	(void)unused;
 	if (!out)
@@ -472,25 +498,9 @@ static PyObject *profiler_results(ProfilerObject *self, PyObject *unused)
 
 		if (!t->hits)
 			continue;
-		rows = PyList_New(0);
+		rows = table_rows(t);
 		if (!rows)
 			goto fail;
-		for (j = 0; j < t->nlines; j++) {
-			struct mp_line *l = &t->lines[j];
-			PyObject *row;
-
-			if (!l->occ)
-				continue;
-			row = Py_BuildValue("(iLKK)", t->base + j, (long long)l->inc,
-					    (unsigned long long)l->peak,
-					    (unsigned long long)l->occ);
-			if (!row || PyList_Append(rows, row) < 0) {
-				Py_XDECREF(row);
-				Py_DECREF(rows);
-				goto fail;
-			}
-			Py_DECREF(row);
-		}
 		item = Py_BuildValue("(OOiiN)", t->filename, t->name, t->first, t->nsrc, rows);
 		if (!item || PyList_Append(out, item) < 0) {
 			Py_XDECREF(item);
@@ -509,33 +519,17 @@ fail:
 static PyObject *profiler_tables(ProfilerObject *self, PyObject *unused)
 {
 	PyObject *out = PyList_New(0);
-	int i, j;
+	int i;
 
 	(void)unused;
 	if (!out)
 		return NULL;
 	for (i = 0; i < self->ntabs; i++) {
 		struct mp_table *t = self->tabs[i];
-		PyObject *rows = PyList_New(0), *item;
+		PyObject *rows = table_rows(t), *item;
 
 		if (!rows)
 			goto fail;
-		for (j = 0; j < t->nlines; j++) {
-			struct mp_line *l = &t->lines[j];
-			PyObject *row;
-
-			if (!l->occ)
-				continue;
-			row = Py_BuildValue("(iLKK)", t->base + j, (long long)l->inc,
-					    (unsigned long long)l->peak,
-					    (unsigned long long)l->occ);
-			if (!row || PyList_Append(rows, row) < 0) {
-				Py_XDECREF(row);
-				Py_DECREF(rows);
-				goto fail;
-			}
-			Py_DECREF(row);
-		}
 		item = Py_BuildValue("(OOiiN)", t->code, t->filename, t->first, t->nsrc, rows);
 		if (!item || PyList_Append(out, item) < 0) {
 			Py_XDECREF(item);
