@@ -1,5 +1,4 @@
 /* meter.c - the meters other than plain RSS (see meter.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +9,7 @@
 
 #include "hook.h"
 #include "meter.h"
+#include "procwalk.h"
 
 /* Sampled peak registers, one per meter, per thread (like rss.h's statm one). */
 static _Thread_local uint64_t tpeak[MP_METER_SLOTS];
@@ -91,32 +91,6 @@ int mp_meter_parse(PyObject *backend, int include_children)
 
 /* ---- smaps ------------------------------------------------------------------ */
 
-/* Add up "Pss:" or every "Private_*:" line (psutil's USS) of an smaps text. */
-static uint64_t smaps_sum(const char *p, int kind)
-{
-	uint64_t total = 0;
-
-	while (*p) {
-		const char *eol = strchr(p, '\n');
-		int want = kind == MP_METER_PSS ? !strncmp(p, "Pss:", 4) : !strncmp(p, "Private_", 8);
-
-		if (want) {
-			const char *v = strchr(p, ':');
-			uint64_t kb = 0;
-
-			for (v = v ? v + 1 : p; *v == ' ' || *v == '\t'; v++)
-				;
-			for (; *v >= '0' && *v <= '9'; v++)
-				kb = kb * 10 + (uint64_t)(*v - '0');
-			total += kb * 1024;
-		}
-		if (!eol)
-			break;
-		p = eol + 1;
-	}
-	return total;
-}
-
 /* Read all of fd from offset 0 into *buf (grown as needed, NUL-terminated). */
 static int read_all(int fd, char **buf, size_t *cap)
 {
@@ -195,7 +169,7 @@ int mp_smaps_read(long pid, int kind, uint64_t *out)
 		if (err < 0)
 			return err == -ENOENT ? -ESRCH : err;
 	}
-	*out = smaps_sum(buf, kind);
+	*out = mp_smaps_sum(buf, kind == MP_METER_PSS);
 	return 0;
 }
 
@@ -223,69 +197,14 @@ static uint64_t statm_rss(long pid)
 	return res * rss_g.page_size;
 }
 
-struct pidlist {
-	long *v;
-	size_t n, cap;
-};
-
-static int pidlist_add(struct pidlist *l, long pid)
-{
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 32;
-		long *nv = realloc(l->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = ncap;
-	}
-	l->v[l->n++] = pid;
-	return 0;
-}
-
-/* Append the children of every thread of pid (/proc/PID/task/TID/children). */
-static int add_children(struct pidlist *l, long pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int err = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
-	d = opendir(path);
-	if (!d)
-		return 0;	/* gone */
-	while (!err && (de = readdir(d))) {
-		char cpath[400];
-		FILE *f;
-		long child;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(cpath, sizeof(cpath), "%s/%s/children", path, de->d_name);
-		f = fopen(cpath, "re");
-		if (!f)
-			continue;
-		while (!err && fscanf(f, "%ld", &child) == 1)
-			err = pidlist_add(l, child);
-		fclose(f);
-	}
-	closedir(d);
-	return err;
-}
-
 uint64_t mp_children_sum(int kind)
 {
-	struct pidlist l = { NULL, 0, 0 };
+	struct mp_pidlist l = { NULL, 0, 0 };
 	uint64_t total = 0;
 	size_t i;
 
-	if (add_children(&l, (long)getpid()) == 0) {
-		/* breadth-first: the list grows while we walk it */
-		for (i = 0; i < l.n; i++)
-			if (add_children(&l, l.v[i]) < 0)
-				break;
-	}
+	/* out of memory: the children found so far */
+	(void)mp_proc_add_descendants(&l, getpid());
 	for (i = 0; i < l.n; i++) {
 		uint64_t v = 0;
 
@@ -295,7 +214,7 @@ uint64_t mp_children_sum(int kind)
 			v = 0;
 		total += v;
 	}
-	free(l.v);
+	mp_pidlist__release(&l);
 	return total;
 }
 

@@ -14,8 +14,9 @@
 #                               and the pytest plugin's pytest11 entry point),
 #                               byte-compiled by each of them
 
-PYHOOK_SRCS  := $(wildcard pyhook/*.c)
-PYHOOK_HDRS  := $(wildcard pyhook/*.h)
+# user/procwalk.c: the /proc walks the /proc backend uses too (plain libc)
+PYHOOK_SRCS  := $(wildcard pyhook/*.c) user/procwalk.c
+PYHOOK_HDRS  := $(wildcard pyhook/*.h) user/procwalk.h
 PYHOOK_PKG   := $(wildcard pyhook/memory_profiler/*.py)
 PYHOOK_DIR   := $(OUT)/python/memory_profiler
 PYHOOK_STAMP := $(OUT)/pyhook/built.stamp
@@ -34,7 +35,7 @@ PYHOOK_FOUND = $(wildcard /usr/bin/python3) \
 PYTHONS ?= $(strip $(PYHOOK_FOUND))
 
 PYHOOK_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -O2 -g -fPIC -fvisibility=hidden -pthread -D_GNU_SOURCE
+	-Wmissing-prototypes -O2 -g -fPIC -fvisibility=hidden -pthread -D_GNU_SOURCE -Iuser
 
 .PHONY: pyhook test-pyhook pyhook-pythons-check
 all: pyhook

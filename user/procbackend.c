@@ -4,7 +4,6 @@
  * /proc/PID/smaps_rollup) and, for -C/-M, walks its descendants through /proc/PID/task/TID/children.
  * Peaks between two ticks are not seen; mprof says so when it falls back to this backend.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,14 +12,14 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "procwalk.h"
 
 struct pbackend {
 	struct mp_backend base;
 	struct mp_backend_opts opts;
 	struct root *roots;
 	size_t nroots;
-	pid_t *pids; /* scratch: the trees of the current refresh */
-	size_t npids, cappids;
+	struct mp_pidlist pids; /* scratch: the trees of the current refresh */
 	struct mp_view *kids; /* descendants as read at the last refresh */
 	size_t nkids, capkids;
 };
@@ -35,52 +34,6 @@ struct root {
 	uint64_t self_peak, sum_peak;
 	double self_peak_t, sum_peak_t;
 };
-
-static int add_pid(struct pbackend *p, pid_t pid)
-{
-	if (p->npids == p->cappids) {
-		size_t ncap = p->cappids ? p->cappids * 2 : 64;
-		pid_t *np = realloc(p->pids, ncap * sizeof(*np));
-
-		if (!np)
-			return -ENOMEM;
-		p->pids = np;
-		p->cappids = ncap;
-	}
-	p->pids[p->npids++] = pid;
-	return 0;
-}
-
-/* Append the children of every thread of @pid. Processes that vanish meanwhile are skipped. */
-static int add_children(struct pbackend *p, pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int err = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while (!err && (de = readdir(d))) {
-		char cpath[300];
-		FILE *f;
-		int child;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)pid, de->d_name);
-		f = fopen(cpath, "re");
-		if (!f)
-			continue;
-		while (!err && fscanf(f, "%d", &child) == 1)
-			err = add_pid(p, child);
-		fclose(f);
-	}
-	closedir(d);
-	return err;
-}
 
 static int kid_push(struct pbackend *p, pid_t pid, pid_t root, unsigned int group,
 		    uint64_t rss, double now)
@@ -138,32 +91,6 @@ static int p_consume(struct mp_backend *b, mp_event_fn fn, void *ctx)
 	return 0; /* no events: every value is read at a refresh */
 }
 
-/* Add up the "Pss:" lines, or psutil's USS: every "Private_*:" line (kB). */
-static uint64_t smaps_sum(const char *p, enum mp_proc_metric metric)
-{
-	uint64_t total = 0;
-
-	while (*p) {
-		const char *eol = strchr(p, '\n');
-		int want = metric == MP_METRIC_PSS ? !strncmp(p, "Pss:", 4) : !strncmp(p, "Private_", 8);
-
-		if (want) {
-			const char *v = strchr(p, ':');
-			uint64_t kb = 0;
-
-			for (v = v ? v + 1 : p; *v == ' ' || *v == '\t'; v++)
-				;
-			for (; *v >= '0' && *v <= '9'; v++)
-				kb = kb * 10 + (uint64_t)(*v - '0');
-			total += kb * 1024;
-		}
-		if (!eol)
-			break;
-		p = eol + 1;
-	}
-	return total;
-}
-
 int mp_proc_smaps(pid_t pid, enum mp_proc_metric metric, uint64_t *out)
 {
 	char path[64], *buf = NULL;
@@ -205,7 +132,7 @@ int mp_proc_smaps(pid_t pid, enum mp_proc_metric metric, uint64_t *out)
 		len += (size_t)n;
 	}
 	buf[len] = '\0';
-	*out = smaps_sum(buf, metric);
+	*out = mp_smaps_sum(buf, metric == MP_METRIC_PSS);
 cleanup:
 	free(buf);
 	close(fd);
@@ -253,19 +180,16 @@ static int p_refresh(struct mp_backend *b)
 		if (rt->gone)
 			continue;
 		if (p->opts.descendants) {
-			p->npids = 0;
-			err = add_children(p, rt->pid);
-			/* breadth first: the list grows while we walk it */
-			for (size_t i = 0; i < p->npids && !err; i++)
-				err = add_children(p, p->pids[i]);
-			for (size_t i = 0; i < p->npids && !err; i++) {
+			p->pids.n = 0;
+			err = mp_proc_add_descendants(&p->pids, rt->pid);
+			for (size_t i = 0; i < p->pids.n && !err; i++) {
 				int gone;
-				uint64_t v = rss_of(p, p->pids[i], &gone);
+				uint64_t v = rss_of(p, p->pids.v[i], &gone);
 
 				if (gone)
 					continue;
 				rt->sum += v;
-				err = kid_push(p, p->pids[i], rt->pid, rt->group, v, now);
+				err = kid_push(p, p->pids.v[i], rt->pid, rt->group, v, now);
 			}
 		}
 		raise_peak(rt->self, now, &rt->self_peak, &rt->self_peak_t);
@@ -373,7 +297,7 @@ static void p_free(struct mp_backend *b)
 	if (!p)
 		return;
 	free(p->roots);
-	free(p->pids);
+	mp_pidlist__release(&p->pids);
 	free(p->kids);
 	free(p);
 }
