@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "dat.h"
+#include "utf8.h"
 
 /*
  * Collected records are written once they reach this size even between flushes, so memory stays
@@ -195,31 +196,9 @@ int mp_dat__close(struct mp_dat *d)
 /* Length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	size_t len;
-	unsigned int cp;
+	int l = mp_utf8_seq(s, n);
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* overlong forms, surrogates and code points past U+10FFFF are not UTF-8 */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	return l > 0 ? (size_t)l : 0;
 }
 
 static int is_control(unsigned char c)

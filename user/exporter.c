@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "exporter.h"
+#include "utf8.h"
 
 /* Long enough for a scrape over a slow link; short enough that stuck clients free their slot. */
 #define DEFAULT_CONN_TIMEOUT_S 10
@@ -141,44 +142,6 @@ static void sb_secs(struct sbuf *b, double v)
 /* ---- label values --------------------------------------------------------------------- */
 
 /*
- * The length of the well-formed UTF-8 sequence at @s (at most @n bytes), or minus the length
- * of its maximal ill-formed subpart: a lead byte and the continuation bytes that were still
- * possible after it (Unicode 15, table 3-7 and "U+FFFD substitution of maximal subparts").
- */
-static int utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	int need;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2;
-		if (c == 0xe0)
-			lo = 0xa0; /* overlong */
-		if (c == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		if (c == 0xf0)
-			lo = 0x90; /* overlong */
-		if (c == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else {
-		return -1;
-	}
-	for (int i = 1; i <= need; i++) {
-		if ((size_t)i >= n || s[i] < lo || s[i] > hi)
-			return -i;
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need + 1;
-}
-
-/*
  * Append @n bytes of @str as the inside of a quoted label value. Both formats require UTF-8
  * and escape exactly backslash, double quote and line feed; every other character, control
  * characters included, stands as it is. A comm is whatever bytes a process chose, so each
@@ -206,7 +169,7 @@ static void sb_label_value(struct sbuf *b, const char *str, size_t n)
 			i++;
 			continue;
 		}
-		k = utf8_seq(s + i, n - i);
+		k = mp_utf8_seq(s + i, n - i);
 		if (k < 0) {
 			sb_str(b, "\xef\xbf\xbd");
 			i += (size_t)-k;

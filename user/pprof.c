@@ -9,6 +9,7 @@
 
 #include "pprof.h"
 #include "profile.pb-c.h"
+#include "utf8.h"
 
 /*
  * The strings every profile has, interned by mp_pprof__new() in this order, so that writing
@@ -130,41 +131,13 @@ static uint64_t str_hash(const char *s)
 
 /* ---- strings ------------------------------------------------------------------------------ */
 
-/*
- * Length of the well-formed UTF-8 sequence at @s, or 0. The string ends with a NUL, which is no
- * continuation byte, so the checks never read past it.
- */
+/* Length of the well-formed UTF-8 sequence at @s (a NUL-terminated string), or 0. */
 static size_t utf8_len(const unsigned char *s)
 {
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t need;
+	/* a NUL is no continuation byte: the check stops there */
+	int l = mp_utf8_seq(s, 4);
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 1;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 2;
-		if (s[0] == 0xe0)
-			lo = 0xa0; /* overlong */
-		if (s[0] == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 3;
-		if (s[0] == 0xf0)
-			lo = 0x90; /* overlong */
-		if (s[0] == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i <= need; i++) {
-		if (s[i] < lo || s[i] > hi)
-			return 0;
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need + 1;
+	return l > 0 ? (size_t)l : 0;
 }
 
 static bool utf8_valid(const char *s)
