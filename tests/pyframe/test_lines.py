@@ -293,7 +293,11 @@ def test_fleet_lines_per_process(tmp_path):
                                str(out), "--duration", "30", "--stacks",
                                str(tmp_path / "s.txt")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)  # loaded and following the shell
+        # loaded and following the shell: its file is made when it is found
+        deadline = time.monotonic() + 30
+        while not any(f.name.startswith("mprofile_%d_" % sh.pid) for f in out.iterdir()):
+            assert fl.poll() is None and time.monotonic() < deadline, fl.stderr.read()
+            time.sleep(0.05)
         sh.stdin.write("go\n")
         sh.stdin.flush()
         sh.wait(timeout=60)
