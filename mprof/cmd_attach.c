@@ -313,9 +313,9 @@ int do_attach(int argc, char **argv)
 		}
 	}
 	if (o.rec.lines) {
-		err = rec_lines__new(&rl, &o.rec, be, &cred, false);
-		if (!err)
-			err = lines_targets(rl, be);
+		if (rec_lines__new(&rl, &o.rec, be, &cred, false))
+			goto drop_file;
+		err = lines_targets(rl, be);
 		if (err) {
 			p_err("cannot set up --lines: %s", strerror(-err));
 			goto drop_file;

@@ -545,9 +545,9 @@ int do_fleet(int argc, char **argv)
 	}
 	sinks[nsinks++] = mp_fleet__sink(fleet);
 	if (o.rec.lines) {
-		err = rec_lines__new(&rl, &o.rec, be, &cred, true);
-		if (!err)
-			err = mp_fleet__each(fleet, lines_initial, rl);
+		if (rec_lines__new(&rl, &o.rec, be, &cred, true))
+			goto cleanup;
+		err = mp_fleet__each(fleet, lines_initial, rl);
 		if (err) {
 			p_err("cannot set up --lines: %s", strerror(-err));
 			goto cleanup;

@@ -505,11 +505,8 @@ int do_run(int argc, char **argv)
 		}
 	}
 	if (o.rec.lines) {
-		err = rec_lines__new(&rl, &o.rec, be, &cred, false);
-		if (err) {
-			p_err("cannot set up --lines: %s", strerror(-err));
+		if (rec_lines__new(&rl, &o.rec, be, &cred, false))
 			goto kill_child;
-		}
 	}
 	printf("mprof: Sampling memory every %gs\n", o.rec.interval);
 	printf("running new process\n");

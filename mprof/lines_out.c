@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -253,14 +255,51 @@ static int sink_finish(struct mp_sink *s, struct mp_backend *be)
 	return mp_lines__attached(rl->l) ? mp_lines__collect(rl->l, be) : 0;
 }
 
+/*
+ * Can the user write @path (its folder, as the effective ids: the invoking user under sudo)?
+ * Checked before the recording, so that a long run does not end in an error. 0 or -errno.
+ */
+static int writable(const char *path, const struct mp_cred *cred)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int err, err2;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	err = mp_cred__enter(cred);
+	if (err)
+		return err;
+	err = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) ? -errno : 0;
+	if (!err && !faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) &&
+	    faccessat(AT_FDCWD, path, W_OK, AT_EACCESS))
+		err = -errno; /* there, and not ours to write */
+	err2 = mp_cred__leave(cred);
+	return err ? err : err2;
+}
+
 int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_backend *be,
 		   const struct mp_cred *cred, bool fleet)
 {
-	struct rec_lines *rl = calloc(1, sizeof(*rl));
+	const char *files[] = { o->stacks, o->speedscope, o->pprof };
+	struct rec_lines *rl;
 	int err;
 
-	if (!rl)
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i] && (err = writable(files[i], cred))) {
+			p_err("cannot write '%s': %s", files[i], strerror(-err));
+			return err;
+		}
+	}
+	rl = calloc(1, sizeof(*rl));
+	if (!rl) {
+		p_err("out of memory");
 		return -ENOMEM;
+	}
 	rl->o = o;
 	rl->fleet = fleet;
 	rl->cred = cred;
@@ -268,11 +307,13 @@ int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_b
 	rl->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (rl->tfd < 0) {
 		err = -errno;
+		p_err("cannot set up --lines: %s", strerror(-err));
 		free(rl);
 		return err;
 	}
 	err = mp_lines__new(&rl->l);
 	if (err) {
+		p_err("out of memory");
 		close(rl->tfd);
 		free(rl);
 		return err;

@@ -26,7 +26,8 @@ struct rec_lines;
 /*
  * A new, empty state for @be (which must have been set up with --lines). @fleet: processes
  * that join or exec are tried too, and refusals are counted by reason, not said one by one.
- * Returns 0 or -errno.
+ * The files of --stacks, --speedscope and --pprof must be writable by the user now. Returns 0,
+ * or -errno after printing the error.
  */
 int rec_lines__new(struct rec_lines **out, const struct rec_opts *o, struct mp_backend *be,
 		   const struct mp_cred *cred, bool fleet);

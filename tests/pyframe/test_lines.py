@@ -364,3 +364,17 @@ def test_numpy_array_in_a_thread(py, tmp_path):
     for s in ours:
         names = [f[0].rsplit(".", 1)[-1] for f in s[4]]
         assert names[0] == "_bootstrap" and "work" in names, names  # the thread's own stack
+
+
+@needs_kernel
+@pytest.mark.parametrize("opt", ["--stacks", "--speedscope", "--pprof"])
+def test_unwritable_stacks_file_fails_before_the_run(opt, tmp_path):
+    """A file that cannot be written is said at once, before anything runs or is recorded."""
+    bad = str(tmp_path / "no-such-folder" / "out")
+    marker = tmp_path / "ran"
+    r = subprocess.run([MPROF, "run", "--lines", opt, bad, "-o", str(tmp_path / "x.dat"),
+                        "sh", "-c", "touch %s" % marker], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == "mprof: error: cannot write '%s': No such file or directory\n" % bad
+    assert not marker.exists() and not (tmp_path / "x.dat").exists()
