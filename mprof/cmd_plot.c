@@ -62,22 +62,6 @@ static int parse_window(const char *arg, double *xmin, double *xmax)
 	return 0;
 }
 
-/* "<data file without extension>.png", or "..._overlay.png" when several profiles are drawn. */
-static char *default_output(const char *data, size_t n)
-{
-	const char *slash = strrchr(data, '/'), *base = slash ? slash + 1 : data;
-	const char *dot = strrchr(base, '.');
-	size_t stem = dot && dot != base ? (size_t)(dot - data) : strlen(data);
-	const char *tail = n > 1 ? "_overlay.png" : ".png";
-	char *out = malloc(stem + strlen(tail) + 1);
-
-	if (!out)
-		return NULL;
-	memcpy(out, data, stem);
-	strcpy(out + stem, tail);
-	return out;
-}
-
 int do_plot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -185,7 +169,7 @@ int do_plot(int argc, char **argv)
 		in[i].name = sel.names[i];
 	}
 	if (!output) {
-		out_path = default_output(sel.names[0], sel.n);
+		out_path = mp_output_beside(sel.names[0], sel.n, ".png");
 		if (!out_path) {
 			p_err("out of memory");
 			goto cleanup;

@@ -35,22 +35,6 @@ static void report_usage(FILE *f)
 		"  -h, --help          show this help\n");
 }
 
-/* "<data file without extension>.html", or "..._overlay.html" for several profiles. */
-static char *default_output(const char *data, size_t n)
-{
-	const char *slash = strrchr(data, '/'), *base = slash ? slash + 1 : data;
-	const char *dot = strrchr(base, '.');
-	size_t stem = dot && dot != base ? (size_t)(dot - data) : strlen(data);
-	const char *tail = n > 1 ? "_overlay.html" : ".html";
-	char *out = malloc(stem + strlen(tail) + 1);
-
-	if (!out)
-		return NULL;
-	memcpy(out, data, stem);
-	strcpy(out + stem, tail);
-	return out;
-}
-
 int do_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -123,7 +107,7 @@ int do_report(int argc, char **argv)
 		in[i].name = sel.names[i];
 	}
 	if (!output) {
-		out_path = default_output(sel.names[0], sel.n);
+		out_path = mp_output_beside(sel.names[0], sel.n, ".html");
 		if (!out_path) {
 			p_err("out of memory");
 			goto cleanup;

@@ -35,6 +35,22 @@ void p_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+char *mp_output_beside(const char *data, size_t n, const char *ext)
+{
+	const char *slash = strrchr(data, '/'), *base = slash ? slash + 1 : data;
+	const char *dot = strrchr(base, '.');
+	size_t stem = dot && dot != base ? (size_t)(dot - data) : strlen(data);
+	const char *overlay = n > 1 ? "_overlay" : "";
+	char *out = malloc(stem + strlen(overlay) + strlen(ext) + 1);
+
+	if (!out)
+		return NULL;
+	memcpy(out, data, stem);
+	strcpy(out + stem, overlay);
+	strcat(out, ext);
+	return out;
+}
+
 struct cmd {
 	const char *name;
 	int (*func)(int argc, char **argv);

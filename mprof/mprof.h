@@ -3,6 +3,7 @@
 #define MPROF_MPROF_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Program name used as the prefix of every message ("mprof"). */
 extern const char *mp_progname;
@@ -11,6 +12,13 @@ extern const char *mp_progname;
 void p_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "mprof: <fmt>" on stderr (notices such as a fallback to polling). */
 void p_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * The default output of plot and report: @data (the first profile) without its extension, then
+ * "@ext", or "_overlay@ext" when @n profiles are drawn together. NULL when out of memory; the
+ * caller frees it.
+ */
+char *mp_output_beside(const char *data, size_t n, const char *ext);
 
 /*
  * Each command takes the arguments after its own name (argv[0] is the command name, as for
