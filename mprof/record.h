@@ -70,6 +70,20 @@ enum {
 	REC_OPT_PPROF,
 };
 
+/* The long options of rec_opts_help, for a getopt table (run, attach). */
+#define REC_LONGOPTS                                                                \
+	{ "interval", required_argument, NULL, 'T' },                               \
+	{ "include-children", no_argument, NULL, 'C' },                             \
+	{ "multiprocess", no_argument, NULL, 'M' },                                 \
+	{ "timeout", required_argument, NULL, 't' },                                \
+	{ "output", required_argument, NULL, 'o' },                                 \
+	{ "backend", required_argument, NULL, REC_OPT_BACKEND },                    \
+	{ "granularity", required_argument, NULL, REC_OPT_GRAN },                   \
+	{ "rss-tracepoint", no_argument, NULL, REC_OPT_TP },                        \
+	{ "stats", no_argument, NULL, REC_OPT_STATS },                              \
+	{ "ringbuf-kib", required_argument, NULL, REC_OPT_RINGBUF },                \
+	{ "max-rss", required_argument, NULL, REC_OPT_MAXRSS }
+
 /* The long options of REC_OPT_LINES... for a getopt table (end it with { 0 } after them). */
 #define REC_LINES_LONGOPTS                                                          \
 	{ "lines", no_argument, NULL, REC_OPT_LINES },                              \
