@@ -13,33 +13,19 @@
 Writes bench/results_fleet.md.
 """
 import argparse
-import json
 import os
 import resource
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from bpfstats import bpf_run_ns  # noqa: E402 (bench/ is the script's folder)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = os.path.join(ROOT, "build", "tests", "targets")
 HZ = os.sysconf("SC_CLK_TCK")
-
-
-def prog_ids(pid):
-    """The ids of the BPF programs process @pid holds (its fds' fdinfo say prog_id)."""
-    ids = set()
-    for fd in os.listdir("/proc/%d/fdinfo" % pid):
-        try:
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                for line in f:
-                    if line.startswith("prog_id:"):
-                        ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
 
 
 def cpu_s(pid):
@@ -54,21 +40,6 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def bpf_run_ns(pid):
-    """Run time and count of the BPF programs that process @pid holds."""
-    ids = prog_ids(pid)
-    progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
-                                      text=True, check=True).stdout)
-    ns, cnt, per = 0, 0, {}
-    for p in progs:
-        if p.get("id") not in ids:
-            continue
-        ns += p.get("run_time_ns", 0)
-        cnt += p.get("run_cnt", 0)
-        per[p.get("name", "?")] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
-    return ns, cnt, per
 
 
 def spawn_idle(n, mib=0, period_ms=0, name=None):

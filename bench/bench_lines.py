@@ -24,7 +24,6 @@ storm. Writes bench/results_lines.md. Needs root (BPF).
 """
 import argparse
 import glob
-import json
 import os
 import shutil
 import re
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from bpfstats import bpf_run_ns  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", "lines_work.py")
@@ -100,20 +101,17 @@ def per_event_ns(args, tmp, lines, mprof=None):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         last = None
         while p.poll() is None:
-            q = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-            try:
-                for prog in json.loads(q.stdout or "[]"):
-                    if prog.get("name") == "on_rss_stat" and prog.get("run_cnt"):
-                        last = prog
-            except ValueError:
-                pass
+            # the programs of this mprof alone, read until it lets them go
+            run = bpf_run_ns(p.pid)[2].get("on_rss_stat")
+            if run and run[1]:
+                last = run
             time.sleep(0.1)
     finally:
         with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
             f.write(old)
     if not last:
         return None, None
-    return last["run_time_ns"] / last["run_cnt"], last["run_cnt"]
+    return last[0] / last[1], last[1]
 
 
 def main():

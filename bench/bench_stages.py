@@ -14,7 +14,6 @@ and runs the page-fault loop under `mprof fleet --all` with each, alternated rou
 Writes bench/results_stages.md.
 """
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -22,24 +21,12 @@ import subprocess
 import sys
 import time
 
+from bpfstats import bpf_run_ns  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = [(0, "entry and return"), (1, "member, owner (mm->owner->tgid)"),
           (2, "process table lookup"), (3, "exact per-CPU sum"), (4, "time (per-CPU cache)"),
           (5, "the whole program")]
-
-
-def prog_ids(pid):
-    """The ids of the BPF programs process @pid holds (its fds' fdinfo say prog_id)."""
-    ids = set()
-    for fd in os.listdir("/proc/%d/fdinfo" % pid):
-        try:
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                for line in f:
-                    if line.startswith("prog_id:"):
-                        ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
 
 
 def build(stage):
@@ -56,13 +43,8 @@ def ns_per_event(mprof):
     time.sleep(2.0)
     subprocess.run([os.path.join(ROOT, "build", "tests", "targets", "faultloop"), "20", "64"],
                    check=True, stdout=subprocess.DEVNULL)
-    ids = prog_ids(f.pid)
-    progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
-                                      text=True, check=True).stdout)
-    val = None
-    for p in progs:
-        if p.get("name") == "on_rss_stat" and p.get("id") in ids:
-            val = p["run_time_ns"] / max(p["run_cnt"], 1)
+    run = bpf_run_ns(f.pid)[2].get("on_rss_stat")
+    val = run[0] / max(run[1], 1) if run else None
     f.send_signal(signal.SIGINT)
     f.wait()
     return val
