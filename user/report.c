@@ -74,13 +74,17 @@ static int write_curve(FILE *f, const struct mp_point *pts, size_t n, double t0,
 	return 0;
 }
 
-/* {"mib", "t", "time", "bytes"} of the sample (@mib, epoch @t), @t0 the profile's start. */
+/*
+ * {"mib", "t", "time", "bytes"} of the sample (@mib, epoch @t), @t0 the profile's start. "t" is
+ * the whole double: the page rounds it to the label's 3 decimals, and rounding an already
+ * rounded value could break a tie the other way than `mprof peak` does.
+ */
 static void write_peak(FILE *f, double mib, double t, double t0)
 {
 	fputs("{\"mib\":", f);
 	mp_json__number(f, mib);
 	fputs(",\"t\":", f);
-	mp_json__fixed(f, t - t0, T_DECIMALS);
+	mp_json__number(f, t - t0);
 	fputs(",\"time\":", f);
 	mp_json__number(f, t);
 	fputs(",\"bytes\":", f);
