@@ -30,6 +30,20 @@
 #include "mprof.h"
 #include "zigzag.h"
 #include "core_fixes.bpf.h"
+
+/*
+ * --lines: the (tgid, stack) keys of line_agg as they first appear (struct mp_line_new), so
+ * that userspace names a new stack at once, each after the snapshots of the code objects it
+ * has that were not sent yet (struct mp_pycode_snap): a stack is named from those even when its
+ * code is freed at once (a module body) or the process exits right after the line that matters.
+ * 8 MiB: the ~3000 code objects of a numpy import, sent within its 100 ms, with room to spare.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} line_new SEC(".maps");
+
+#define MP_PY_SNAP_RING line_new
 #include "pyframe.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -118,16 +132,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
-
-/*
- * --lines: the (tgid, stack) keys of line_agg as they first appear, so that userspace names a
- * new stack at once, while the code objects it points to are alive (a short script may exit
- * right after the line that matters).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 << 10);
-} line_new SEC(".maps");
 
 /* The slot of @tgid, or NULL: a few inlined array loads (bpf/mprof.h). */
 static __always_inline struct mp_proc *proc_find(__u32 tgid)
@@ -643,9 +647,14 @@ static __always_inline void charge_line(__u32 tgid, struct mm_struct *mm, __s64 
 	v = bpf_map_lookup_elem(&line_agg, &key);
 	if (!v) {
 		/* the wake-up is cheap and rare: once per distinct stack of the run */
-		if (!bpf_map_update_elem(&line_agg, &key, &zero, BPF_NOEXIST) &&
-		    bpf_ringbuf_output(&line_new, &key, sizeof(key), 0))
-			__sync_fetch_and_add(&stats.lines_new_lost, 1);
+		if (!bpf_map_update_elem(&line_agg, &key, &zero, BPF_NOEXIST)) {
+			struct mp_line_new rec = { MP_LINE_REC_STACK, tgid, key.stack };
+
+			if (key.stack >= MP_PY_STACK_FIRST && key.stack != MP_LINE_FOREIGN)
+				mp_py_snap_stack(tgid, key.stack);
+			if (bpf_ringbuf_output(&line_new, &rec, sizeof(rec), 0))
+				__sync_fetch_and_add(&stats.lines_new_lost, 1);
+		}
 		v = bpf_map_lookup_elem(&line_agg, &key);
 		if (!v) {
 			__sync_fetch_and_add(&stats.lines_dropped, 1);

@@ -731,4 +731,168 @@ static __always_inline __u64 mp_py_current_stack(__u64 pid_tgid)
 	return mp_py_stack(pp, pid_tgid);
 }
 
+#ifdef MP_PY_SNAP_RING
+/*
+ * Code snapshots (struct mp_pycode_snap in pyframe.h), sent into the ring buffer map the
+ * including object names MP_PY_SNAP_RING. Sent once per code object: this map remembers, per
+ * (process, address, tag), the identity of the one sent (a hash of the header fields that name
+ * it), so that another code object at the same address with the same tag (exec() of one .pth
+ * line after another: same file and name strings, same first line) is sent again; an entry the
+ * map evicts is only sent again.
+ */
+#define MP_PY_MAX_SENT 65536
+
+struct mp_py_sent_key {
+	__u32 tgid;
+	__u32 tag;
+	__u64 code;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MP_PY_MAX_SENT);
+	__type(key, struct mp_py_sent_key);
+	__type(value, __u64);
+} mp_py_sent SEC(".maps");
+
+/* A snapshot being built: 17 KiB, too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mp_pycode_snap);
+} mp_py_snapbuf SEC(".maps");
+
+struct mp_py__snap_ctx {
+	const struct mp_pyproc *pp;
+	const struct mp_pystack *st;
+	struct mp_pycode_snap *b;
+	struct mp_py_scratch *s;
+	__u32 tgid;
+};
+
+/* A str object's start into region @i (at data offset @off): as much of MP_PY_SNAP_STR as reads. */
+static __always_inline void mp_py__snap_str(struct mp_pycode_snap *b, int i, __u32 off,
+					    __u64 addr)
+{
+	__u32 len = MP_PY_SNAP_STR;
+
+	/* a short str near the end of a mapping: its header alone still tells its length */
+	if (bpf_probe_read_user(b->data + off, MP_PY_SNAP_STR, (const void *)addr)) {
+		len = 80;
+		if (bpf_probe_read_user(b->data + off, 80, (const void *)addr))
+			len = 0;
+	}
+	b->r[i].addr = addr;
+	b->r[i].len = len;
+	b->r[i].off = off;
+}
+
+static long mp_py__snap_step(__u64 i, void *arg)
+{
+	struct mp_py__snap_ctx *c = arg;
+	const struct mp_pyproc *pp = c->pp;
+	struct mp_pycode_snap *b = c->b;
+	struct mp_py_sent_key k = {};
+	const struct mp_pyframe *f;
+	__u64 table, size = 0, cb, ident, *sent;
+	__u32 n;
+
+	if (i >= c->st->depth)
+		return 1;
+	f = &c->st->frames[i & (MP_PY_MAX_DEPTH - 1)];
+	n = pp->code_basicsize;
+	if (n < 24 || n > MP_PY_SNAP_HDR ||
+	    bpf_probe_read_user(b->data + MP_PYSNAP_OFF_CODE, n, (const void *)f->code) ||
+	    mp_py__f64(b->data, 8) != pp->code_type)
+		goto lost; /* validated by the walk a moment ago: not expected */
+	/* what the resolver compares to know a code object (user/pyresolve.c, struct ident) */
+	ident = mp_py__mix(MP_PY_HASH_SEED, mp_py__f64(b->data, pp->co_filename));
+	ident = mp_py__mix(ident, mp_py__f64(b->data, pp->co_name));
+	ident = mp_py__mix(ident, mp_py__f64(b->data, pp->co_linetable));
+	ident = mp_py__mix(ident, mp_py__f64(b->data, 16)); /* ob_size: code units (3.11+) */
+	ident = mp_py__mix(ident, mp_py__f32(b->data, pp->co_firstlineno));
+	if (pp->co_qualname != 0xffff)
+		ident = mp_py__mix(ident, mp_py__f64(b->data, pp->co_qualname));
+	if (pp->co_code != 0xffff)
+		ident = mp_py__mix(ident, mp_py__f64(b->data, pp->co_code));
+	k.tgid = c->tgid;
+	k.tag = f->tag;
+	k.code = f->code;
+	sent = bpf_map_lookup_elem(&mp_py_sent, &k);
+	if (sent && *sent == ident)
+		return 0;
+	b->kind = MP_LINE_REC_CODE;
+	b->tgid = c->tgid;
+	b->code = f->code;
+	b->tag = f->tag;
+	b->pad = 0;
+	b->r[MP_PYSNAP_CODE].addr = f->code;
+	b->r[MP_PYSNAP_CODE].len = n;
+	b->r[MP_PYSNAP_CODE].off = MP_PYSNAP_OFF_CODE;
+	mp_py__snap_str(b, MP_PYSNAP_FILE, MP_PYSNAP_OFF_FILE, mp_py__f64(b->data, pp->co_filename));
+	mp_py__snap_str(b, MP_PYSNAP_NAME, MP_PYSNAP_OFF_NAME,
+			mp_py__f64(b->data, pp->co_qualname != 0xffff ? pp->co_qualname :
+									 pp->co_name));
+	b->r[MP_PYSNAP_CODEBYTES].len = 0;
+	if (pp->co_code != 0xffff) {
+		cb = mp_py__f64(b->data, pp->co_code);
+		b->r[MP_PYSNAP_CODEBYTES].addr = cb;
+		b->r[MP_PYSNAP_CODEBYTES].off = MP_PYSNAP_OFF_CODEBYTES;
+		if (!bpf_probe_read_user(b->data + MP_PYSNAP_OFF_CODEBYTES, MP_PY_SNAP_BYTES,
+					 (const void *)cb))
+			b->r[MP_PYSNAP_CODEBYTES].len = MP_PY_SNAP_BYTES;
+	}
+	table = mp_py__f64(b->data, pp->co_linetable);
+	b->r[MP_PYSNAP_TABLE].addr = table;
+	b->r[MP_PYSNAP_TABLE].off = MP_PYSNAP_OFF_TABLE;
+	b->r[MP_PYSNAP_TABLE].len = 0;
+	n = 0;
+	if (!bpf_probe_read_user(&size, sizeof(size), (const void *)(table + pp->b_size))) {
+		/* longer tables keep their start: the resolver reads the rest from the process */
+		size += pp->b_sval;
+		n = size > MP_PY_SNAP_TABLE - 1 ? MP_PY_SNAP_TABLE - 1 : (__u32)size;
+		/* a bound the verifier sees (the compiler would drop the mask after the test) */
+		barrier_var(n);
+		n &= MP_PY_SNAP_TABLE - 1;
+		if (bpf_probe_read_user(b->data + MP_PYSNAP_OFF_TABLE, n, (const void *)table))
+			n = 0;
+		b->r[MP_PYSNAP_TABLE].len = n;
+	}
+	/*
+	 * Adaptive wake-up, as for the stack: BPF_RB_NO_WAKEUP here would leave the stack's record
+	 * behind unread records, where adaptive wake-up sends none.
+	 */
+	if (bpf_ringbuf_output(&MP_PY_SNAP_RING, b,
+			       __builtin_offsetof(struct mp_pycode_snap, data) + MP_PYSNAP_OFF_TABLE + n,
+			       0))
+		goto lost;
+	bpf_map_update_elem(&mp_py_sent, &k, &ident, BPF_ANY);
+	c->s->stats.snaps++;
+	return 0;
+lost:
+	c->s->stats.snaps_lost++;
+	return 0;
+}
+
+/*
+ * mp_py_snap_stack - send the snapshots of the code objects of stack @id of process @tgid that
+ * were not sent yet. Call it before announcing a new (process, stack) key, in the context of
+ * the thread that ran it (the stack was just walked: its code objects are alive).
+ */
+static __always_inline void mp_py_snap_stack(__u32 tgid, __u64 id)
+{
+	struct mp_py__snap_ctx c = { .tgid = tgid };
+	__u32 zero = 0;
+
+	c.pp = bpf_map_lookup_elem(&mp_py_procs, &tgid);
+	c.st = bpf_map_lookup_elem(&mp_py_stacks, &id);
+	c.b = bpf_map_lookup_elem(&mp_py_snapbuf, &zero);
+	c.s = bpf_map_lookup_elem(&mp_py_scratch, &zero);
+	if (!c.pp || !c.st || !c.b || !c.s)
+		return;
+	bpf_loop(MP_PY_MAX_DEPTH, mp_py__snap_step, &c, 0);
+}
+#endif /* MP_PY_SNAP_RING */
+
 #endif

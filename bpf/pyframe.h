@@ -114,7 +114,17 @@ struct mp_pyproc {
 	__u16 co_filename;
 	__u16 co_name;
 	__u16 co_firstlineno;
-	__u32 pad1;
+	/*
+	 * What names a code object, for its snapshot (struct mp_pycode_snap): the str and bytes
+	 * objects it points to. 0xffff: the version has no such field.
+	 */
+	__u16 code_basicsize; /* bytes of the code header a snapshot takes (<= MP_PY_SNAP_HDR) */
+	__u16 co_qualname;    /* 3.11+ */
+	__u16 co_linetable;   /* co_lnotab (3.8, 3.9), co_linetable (3.10+) */
+	__u16 co_code;	      /* the bytecode's bytes object (3.8-3.10) */
+	__u16 b_size;	      /* a bytes object's ob_size */
+	__u16 b_sval;	      /* and its first byte */
+	__u16 pad1;
 };
 
 /*
@@ -137,6 +147,63 @@ static inline __u32 mp_pyframe_tag(__u64 filename, __u64 name, __u32 firstlineno
 	h ^= h >> 32;
 	return (__u32)h | 1; /* never 0: 0 is a frame without a tag */
 }
+
+/*
+ * A code object's snapshot: the memory the resolver (user/pyresolve.c) reads to name it, copied
+ * by BPF the first time a process's new stack has the code (a ring-buffer record, after which
+ * the stack is announced), so a frame is named even when its code is freed a moment later (a
+ * module body, once imported) or the process has exited. The regions are fixed slots of data[]:
+ * the code header, the file name and the (qual)name str objects from their start (header and
+ * characters, up to MP_PY_SNAP_STR bytes), the bytecode's bytes header (3.8-3.10) and the line
+ * table's bytes object, header and contents, up to MP_PY_SNAP_TABLE bytes; the record ends with
+ * the table. A region that could not be read has length 0: the resolver reads the live process
+ * for it, as it does for anything outside the regions.
+ */
+#define MP_LINE_REC_STACK 1 /* struct mp_line_new */
+#define MP_LINE_REC_CODE 2  /* struct mp_pycode_snap */
+
+#define MP_PY_SNAP_HDR 256
+#define MP_PY_SNAP_STR 256  /* a str's header (<= 80 bytes) and its first characters */
+#define MP_PY_SNAP_BYTES 64 /* a bytes object's header */
+#define MP_PY_SNAP_TABLE 16384 /* the line table of a 3000-line module body fits */
+#define MP_PY_SNAP_REGIONS 5
+
+enum mp_pysnap_slot {
+	MP_PYSNAP_CODE = 0,
+	MP_PYSNAP_FILE,
+	MP_PYSNAP_NAME,
+	MP_PYSNAP_CODEBYTES,
+	MP_PYSNAP_TABLE,
+};
+
+struct mp_pysnap_region {
+	__u64 addr; /* in the target */
+	__u32 len;  /* bytes copied, 0: not read */
+	__u32 off;  /* where they are in data[] */
+};
+
+#define MP_PYSNAP_OFF_CODE 0
+#define MP_PYSNAP_OFF_FILE (MP_PYSNAP_OFF_CODE + MP_PY_SNAP_HDR)
+#define MP_PYSNAP_OFF_NAME (MP_PYSNAP_OFF_FILE + MP_PY_SNAP_STR)
+#define MP_PYSNAP_OFF_CODEBYTES (MP_PYSNAP_OFF_NAME + MP_PY_SNAP_STR)
+#define MP_PYSNAP_OFF_TABLE (MP_PYSNAP_OFF_CODEBYTES + MP_PY_SNAP_BYTES)
+
+struct mp_pycode_snap {
+	__u32 kind; /* MP_LINE_REC_CODE */
+	__u32 tgid;
+	__u64 code;
+	__u32 tag; /* the frames' tag (struct mp_pyframe) */
+	__u32 pad;
+	struct mp_pysnap_region r[MP_PY_SNAP_REGIONS];
+	__u8 data[MP_PYSNAP_OFF_TABLE + MP_PY_SNAP_TABLE];
+};
+
+/* The record that announces a new (process, stack) key (after the snapshots of its code). */
+struct mp_line_new {
+	__u32 kind; /* MP_LINE_REC_STACK */
+	__u32 tgid;
+	__u64 stack;
+};
 
 /* struct mp_pystack flags. */
 #define MP_PYSTACK_TRUNCATED 1u /* more than MP_PY_MAX_DEPTH frames: the oldest are missing */
@@ -186,6 +253,8 @@ struct mp_pystats {
 	__u64 collisions;  /* two different stacks with one id: MP_PY_STACK_UNKNOWN */
 	__u64 code_reads;  /* code objects read by validation (the others were known) */
 	__u64 reads;	   /* user reads in all (bpf_probe_read_user calls) */
+	__u64 snaps;	   /* code snapshots sent (struct mp_pycode_snap) */
+	__u64 snaps_lost;  /* code snapshots not sent: the ring was full or the code unreadable */
 };
 
 /*

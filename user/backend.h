@@ -174,10 +174,15 @@ struct mp_backend {
 	 */
 	int (*lines_fd)(struct mp_backend *b);
 	/*
-	 * Read those announcements, calling @fn with each new (process, stack) key. Returns how
-	 * many there were, or -errno (or the first error of @fn).
+	 * Read those announcements in their order, calling @code with each code snapshot (a
+	 * struct mp_pycode_snap of bpf/pyframe.h, @size bytes) and @stack with each new
+	 * (process, stack) key: a stack comes after the snapshots of its code objects that were
+	 * not sent before. Returns how many keys there were, or -errno (or the first error of a
+	 * callback).
 	 */
-	int (*lines_poll)(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, uint64_t stack),
+	int (*lines_poll)(struct mp_backend *b, int (*stack)(void *ctx, pid_t pid, uint64_t stack),
+			  int (*code)(void *ctx, pid_t pid, const struct mp_pycode_snap *snap,
+				      size_t size),
 			  void *ctx);
 	/* The walk's counters, summed over CPUs, and the changes the table could not take. */
 	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped);

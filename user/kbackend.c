@@ -48,6 +48,7 @@ struct kbackend {
 	struct ring_buffer *lines_rb; /* --lines: new stacks announced (line_new) */
 	unsigned int lines_seen;      /* announcements read by the last k_lines_poll() */
 	int (*lines_fn)(void *ctx, pid_t pid, uint64_t stack); /* set during k_lines_poll() */
+	int (*lines_code_fn)(void *ctx, pid_t pid, const struct mp_pycode_snap *snap, size_t size);
 	void *lines_ctx;
 };
 
@@ -533,14 +534,25 @@ static int k_lines_stack(struct mp_backend *b, uint64_t id, struct mp_pystack *o
 static int on_line_new(void *ctx, void *data, size_t size)
 {
 	struct kbackend *k = ctx;
-	struct mp_line_key key;
+	struct mp_line_new rec;
+	__u32 kind;
 
-	if (size < sizeof(key))
+	if (size < sizeof(kind))
 		return 0;
-	memcpy(&key, data, sizeof(key));
-	k->lines_seen++;
+	memcpy(&kind, data, sizeof(kind));
 	/* a negative return stops ring_buffer__consume() with that error */
-	return k->lines_fn ? k->lines_fn(k->lines_ctx, (pid_t)key.tgid, key.stack) : 0;
+	if (kind == MP_LINE_REC_CODE && size >= offsetof(struct mp_pycode_snap, data)) {
+		const struct mp_pycode_snap *snap = data;
+
+		return k->lines_code_fn ? k->lines_code_fn(k->lines_ctx, (pid_t)snap->tgid, snap,
+							   size) :
+					  0;
+	}
+	if (kind != MP_LINE_REC_STACK || size < sizeof(rec))
+		return 0;
+	memcpy(&rec, data, sizeof(rec));
+	k->lines_seen++;
+	return k->lines_fn ? k->lines_fn(k->lines_ctx, (pid_t)rec.tgid, rec.stack) : 0;
 }
 
 static int k_lines_fd(struct mp_backend *b)
@@ -551,6 +563,8 @@ static int k_lines_fd(struct mp_backend *b)
 }
 
 static int k_lines_poll(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, uint64_t stack),
+			int (*code)(void *ctx, pid_t pid, const struct mp_pycode_snap *snap,
+				    size_t size),
 			void *ctx)
 {
 	struct kbackend *k = (struct kbackend *)b;
@@ -560,9 +574,11 @@ static int k_lines_poll(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, ui
 		return 0;
 	k->lines_seen = 0;
 	k->lines_fn = fn;
+	k->lines_code_fn = code;
 	k->lines_ctx = ctx;
 	n = ring_buffer__consume(k->lines_rb);
 	k->lines_fn = NULL;
+	k->lines_code_fn = NULL;
 	if (n < 0)
 		return n;
 	return (int)k->lines_seen;
@@ -816,8 +832,13 @@ int mp_backend_kernel__new(struct mp_backend **out, const struct mp_backend_opts
 		/* best first: tp_btf and OOM victims; tp_btf alone (before v6.8); the tracepoint */
 		static const int tries[3][2] = { { 0, 1 }, { 0, 0 }, { 1, 0 } };
 
+		/* only tp_btf charges lines: with --lines the tracepoint would drop them unsaid */
+		int last = opts->lines ? 2 : 3;
+
 		err = -EINVAL;
-		for (int i = use_tp ? 2 : 0; i < 3; i++) {
+		if (opts->lines && use_tp)
+			reason = "line attribution needs tp_btf/rss_stat, not the tracepoint";
+		for (int i = use_tp ? 2 : 0; i < last; i++) {
 			mprof_bpf__destroy(k->skel);
 			k->skel = NULL;
 			err = load_skel(k, ncpus, tries[i][0], tries[i][1], &reason);

@@ -249,25 +249,35 @@ static int grow(struct mp_lines *l)
 	return 0;
 }
 
+/*
+ * The target of @pid, opened now if it is new: a forked child of a target (same interpreter,
+ * its own memory to read). NULL on ENOMEM.
+ */
+static struct target *target_for(struct mp_lines *l, pid_t pid)
+{
+	struct target *t = target_of(l, pid);
+	const char *why;
+
+	if (!t) {
+		t = target_add(l, pid);
+		if (t && target_open(t, &why))
+			t->failed = true;
+	}
+	return t;
+}
+
 /* Name the frames of stack @s, read from the kernel's table, in its process. */
 static void resolve(struct mp_lines *l, struct mp_backend *be, struct rstack *s)
 {
 	struct mp_pystack ps;
 	struct target *t;
-	const char *why;
 
 	s->done = true;
 	if (s->id < MP_PY_STACK_FIRST || s->id == MP_LINE_FOREIGN) {
 		s->ok = true;
 		return;
 	}
-	t = target_of(l, s->pid);
-	if (!t) {
-		/* a forked child of a target: same interpreter, its own memory to read */
-		t = target_add(l, s->pid);
-		if (t && target_open(t, &why))
-			t->failed = true;
-	}
+	t = target_for(l, s->pid);
 	if (!t || !t->r || be->lines_stack(be, s->id, &ps) || !ps.depth ||
 	    ps.depth > MP_PY_MAX_DEPTH) {
 		l->stats.unresolved++;
@@ -350,7 +360,10 @@ int mp_lines__collect(struct mp_lines *l, struct mp_backend *be)
 
 	if (!be->lines_each)
 		return 0;
-	err = be->lines_each(be, collect_one, &c);
+	/* announcements not read yet first: their snapshots name the stacks they announce */
+	err = mp_lines__wake(l, be);
+	if (!err)
+		err = be->lines_each(be, collect_one, &c);
 	if (be->lines_stats)
 		be->lines_stats(be, &l->stats.walk, &l->stats.dropped);
 	return err;
@@ -398,6 +411,25 @@ static int wake_one(void *ctx, pid_t pid, uint64_t stack)
 	return err;
 }
 
+/* A code snapshot: kept by the resolver of its process, for the stacks that follow. */
+static int wake_code(void *ctx, pid_t pid, const struct mp_pycode_snap *snap, size_t size)
+{
+	struct collect_ctx *c = ctx;
+	struct target *t = target_for(c->l, pid);
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	if (!t->r)
+		return 0; /* a process we cannot read: its stacks stay unnamed */
+	err = mp_pyresolver__snapshot(t->r, snap, size);
+	if (err == -EINVAL) {
+		c->l->stats.bad_snaps++;
+		return 0;
+	}
+	return err;
+}
+
 int mp_lines__wake(struct mp_lines *l, struct mp_backend *be)
 {
 	struct collect_ctx c = { l, be, 0 };
@@ -405,7 +437,7 @@ int mp_lines__wake(struct mp_lines *l, struct mp_backend *be)
 
 	if (!be->lines_poll)
 		return 0;
-	n = be->lines_poll(be, wake_one, &c);
+	n = be->lines_poll(be, wake_one, wake_code, &c);
 	return n < 0 ? n : 0;
 }
 

@@ -2,6 +2,7 @@
  * Code objects of a live CPython process -> file, name, line (see pyresolve.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,19 @@ struct entry {
 	uint64_t ncode; /* bytes of bytecode */
 };
 
+/* A kept snapshot: open addressing on (code, tag). */
+struct snap {
+	uint64_t code; /* 0: free slot */
+	uint32_t tag;
+	struct mp_pycode_snap *s; /* malloc'd, of size bytes */
+	size_t size;
+};
+
 struct mp_pyresolver {
 	const struct mp_pytarget *t;
+	struct snap *snaps;
+	size_t snapcap, snapused;
+	const struct snap *cur; /* the snapshot of the frame being resolved, or NULL */
 	struct entry *slots;
 	size_t cap, used; /* cap: a power of two */
 	char **strs;	  /* interned strings, open addressing */
@@ -90,6 +102,9 @@ void mp_pyresolver__free(struct mp_pyresolver *r)
 		free(r->slots[i].table);
 	for (size_t i = 0; i < r->scap; i++)
 		free(r->strs[i]);
+	for (size_t i = 0; i < r->snapcap; i++)
+		free(r->snaps[i].s);
+	free(r->snaps);
 	free(r->slots);
 	free(r->strs);
 	free(r);
@@ -178,6 +193,77 @@ static struct entry *slot_of(struct mp_pyresolver *r, uint64_t code)
 	return &r->slots[i];
 }
 
+static struct snap *snap_slot(struct snap *tab, size_t cap, uint64_t code, uint32_t tag)
+{
+	size_t i = hash_u64(code ^ ((uint64_t)tag << 32)) & (cap - 1);
+
+	while (tab[i].code && !(tab[i].code == code && tab[i].tag == tag))
+		i = (i + 1) & (cap - 1);
+	return &tab[i];
+}
+
+int mp_pyresolver__snapshot(struct mp_pyresolver *r, const struct mp_pycode_snap *snap,
+			    size_t size)
+{
+	size_t head = offsetof(struct mp_pycode_snap, data);
+	struct mp_pycode_snap *copy;
+	struct snap *e;
+
+	if (size < head || size > sizeof(*snap) || !snap->code)
+		return -EINVAL;
+	for (int i = 0; i < MP_PY_SNAP_REGIONS; i++)
+		if (snap->r[i].len &&
+		    ((uint64_t)snap->r[i].off + snap->r[i].len > size - head ||
+		     snap->r[i].addr + snap->r[i].len < snap->r[i].addr))
+			return -EINVAL;
+	if ((r->snapused + 1) * 2 > r->snapcap) {
+		size_t ncap = r->snapcap ? r->snapcap * 2 : 256;
+		struct snap *nt = calloc(ncap, sizeof(*nt));
+
+		if (!nt)
+			return -ENOMEM;
+		for (size_t j = 0; j < r->snapcap; j++)
+			if (r->snaps[j].code)
+				*snap_slot(nt, ncap, r->snaps[j].code, r->snaps[j].tag) = r->snaps[j];
+		free(r->snaps);
+		r->snaps = nt;
+		r->snapcap = ncap;
+	}
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, snap, size);
+	e = snap_slot(r->snaps, r->snapcap, snap->code, snap->tag);
+	if (!e->code)
+		r->snapused++;
+	free(e->s);
+	e->code = snap->code;
+	e->tag = snap->tag;
+	e->s = copy;
+	e->size = size;
+	return 0;
+}
+
+/*
+ * Read @len bytes at @addr of the target: from the snapshot of the frame being resolved when
+ * one of its regions holds them all, else from the live process.
+ */
+static int rd(struct mp_pyresolver *r, uint64_t addr, void *buf, size_t len)
+{
+	const struct mp_pycode_snap *s = r->cur ? r->cur->s : NULL;
+
+	for (int i = 0; s && i < MP_PY_SNAP_REGIONS; i++) {
+		const struct mp_pysnap_region *g = &s->r[i];
+
+		if (g->len && addr >= g->addr && addr - g->addr <= g->len &&
+		    len <= g->len - (addr - g->addr)) {
+			memcpy(buf, s->data + g->off + (addr - g->addr), len);
+			return 0;
+		}
+	}
+	return mp_pytarget__read(r->t, addr, buf, len);
+}
+
 static uint64_t get64(const uint8_t *buf, int32_t off)
 {
 	uint64_t v;
@@ -199,7 +285,7 @@ static int read_str(struct mp_pyresolver *r, uint64_t addr, const char **out)
 	char *chars = NULL, *utf8 = NULL;
 	int err;
 
-	err = mp_pytarget__read(r->t, addr, hdr, hlen);
+	err = rd(r, addr, hdr, hlen);
 	if (err)
 		return err;
 	type = get64(hdr, l->ob_type);
@@ -218,7 +304,7 @@ static int read_str(struct mp_pyresolver *r, uint64_t addr, const char **out)
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	err = mp_pytarget__read(r->t, data, chars, n * shape.kind);
+	err = rd(r, data, chars, n * shape.kind);
 	if (err)
 		goto cleanup;
 	mp_pystr__utf8(shape.kind, chars, n, utf8, n * 4 + 1);
@@ -239,8 +325,8 @@ static int read_bytes(struct mp_pyresolver *r, uint64_t addr, size_t max, size_t
 	int64_t n;
 	int err;
 
-	if ((err = mp_pytarget__read(r->t, addr + (uint64_t)l->ob_type, &type, sizeof(type))) ||
-	    (err = mp_pytarget__read(r->t, addr + (uint64_t)l->b_size, &n, sizeof(n))))
+	if ((err = rd(r, addr + (uint64_t)l->ob_type, &type, sizeof(type))) ||
+	    (err = rd(r, addr + (uint64_t)l->b_size, &n, sizeof(n))))
 		return err;
 	if (type != r->t->bytes_type || n < 0 || (uint64_t)n > max)
 		return -EINVAL;
@@ -250,7 +336,7 @@ static int read_bytes(struct mp_pyresolver *r, uint64_t addr, size_t max, size_t
 	*data = malloc(*size ? *size : 1);
 	if (!*data)
 		return -ENOMEM;
-	err = mp_pytarget__read(r->t, addr + (uint64_t)l->b_sval, *data, *size);
+	err = rd(r, addr + (uint64_t)l->b_sval, *data, *size);
 	if (err) {
 		free(*data);
 		*data = NULL;
@@ -325,9 +411,17 @@ int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 
 	r->stats.lookups++;
 	memset(out, 0, sizeof(*out));
-	err = mp_pytarget__read(r->t, code, hdr, sizeof(hdr));
+	memset(hdr, 0, sizeof(hdr));
+	r->cur = NULL;
+	if (f->tag && r->snapcap) {
+		const struct snap *sn = snap_slot(r->snaps, r->snapcap, code, f->tag);
+
+		r->cur = sn->code ? sn : NULL;
+	}
+	/* a snapshot holds the header's basic size: what read_ident() and the checks use */
+	err = r->cur ? -EFAULT : rd(r, code, hdr, sizeof(hdr));
 	if (err == -EFAULT) /* a small code object near the end of a mapping */
-		err = mp_pytarget__read(r->t, code, hdr, (size_t)l->code_basicsize);
+		err = rd(r, code, hdr, (size_t)l->code_basicsize);
 	if (err)
 		goto fail;
 	if (get64(hdr, l->ob_type) != r->t->code_type) {
@@ -376,8 +470,12 @@ int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 	out->name = e->name;
 	out->line = line < 0 ? 0 : line;
 	out->firstlineno = e->id.firstlineno;
+	if (r->cur)
+		r->stats.snapshots++;
+	r->cur = NULL;
 	return 0;
 fail:
+	r->cur = NULL;
 	r->stats.failures++;
 	return err;
 }

@@ -53,6 +53,18 @@ int mp_pyresolver__new(const struct mp_pytarget *t, struct mp_pyresolver **out);
 int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 			   struct mp_pyloc *out);
 
+/*
+ * mp_pyresolver__snapshot - keep snapshot @snap (@size bytes as the ring buffer gave it: a
+ * struct mp_pycode_snap of bpf/pyframe.h, the line table's slot cut to its length) of one code
+ * object: frames of that code and tag are then named from it, the live target being read only
+ * for what it lacks, so they are named even after the code or the process is gone. A later
+ * snapshot of the same code and tag replaces it.
+ * Returns: 0, -EINVAL (a malformed record: its regions outside it), or -ENOMEM.
+ * Owns: copies what it keeps.
+ */
+int mp_pyresolver__snapshot(struct mp_pyresolver *r, const struct mp_pycode_snap *snap,
+			    size_t size);
+
 /* Counters, for tests and reports. */
 struct mp_pyresolver_stats {
 	uint64_t lookups;  /* mp_pyresolver__resolve() calls */
@@ -60,6 +72,7 @@ struct mp_pyresolver_stats {
 	uint64_t changed;  /* cached entries found replaced by another code object */
 	uint64_t stale;	   /* frames whose code object is gone (-ESTALE) */
 	uint64_t failures; /* calls that returned an error */
+	uint64_t snapshots; /* code objects named from their snapshot */
 };
 
 /* mp_pyresolver__stats - copy @r's counters into @out. */

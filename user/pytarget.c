@@ -591,6 +591,20 @@ static int fill_proc(struct mp_pytarget *t)
 		p->co_name = (__u16)l->co_name;
 		p->co_firstlineno = (__u16)l->co_firstlineno;
 	}
+	/* the snapshot's fields (bpf/pyframe.h): all inside the code header it copies */
+	if (l->code_basicsize < p->code_hdr || l->code_basicsize > MP_PY_SNAP_HDR ||
+	    l->co_linetable < 0 || l->co_linetable + 8 > l->code_basicsize ||
+	    (l->co_qualname != MP_PYL_NONE && l->co_qualname + 8 > l->code_basicsize) ||
+	    (l->co_code != MP_PYL_NONE && l->co_code + 8 > l->code_basicsize) ||
+	    l->b_size < 0 || l->b_size + 8 > MP_PY_SNAP_BYTES || l->b_sval < 0 ||
+	    l->b_sval > MP_PY_SNAP_BYTES)
+		return -EPROTO;
+	p->code_basicsize = (__u16)l->code_basicsize;
+	p->co_qualname = l->co_qualname != MP_PYL_NONE ? (__u16)l->co_qualname : 0xffff;
+	p->co_linetable = (__u16)l->co_linetable;
+	p->co_code = l->co_code != MP_PYL_NONE ? (__u16)l->co_code : 0xffff;
+	p->b_size = (__u16)l->b_size;
+	p->b_sval = (__u16)l->b_sval;
 	return 0;
 }
 

@@ -367,6 +367,29 @@ def test_numpy_array_in_a_thread(py, tmp_path):
 
 
 @needs_kernel
+@pytest.mark.parametrize("py", [p for _, p in PYS], ids=[n for n, _ in PYS])
+def test_module_body_named_after_its_code_and_process_are_gone(py, tmp_path):
+    """A module body's code is freed once imported, and the process exits right after: its
+    lines are named all the same (from the snapshot BPF took), and no stack stays unnamed."""
+    script = os.path.join(SCRIPTS, "import_body.py")
+    mod = os.path.join(SCRIPTS, "import_body_mod.py")
+    dat = tmp_path / "body.dat"
+    r = subprocess.run([MPROF, "run", "--lines", "--top", "0", "-o", str(dat), py, "-B", script],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rec = LineRecords(dat)
+    assert near(rec.at(mod, markers(mod)["BODY"], "grown"), 40 * MIB), r.stdout
+    [body] = [s for s in rec.stacks if any(f[1] == mod for f in s[4])]
+    names = [(f[0], os.path.basename(f[1]), f[2]) for f in body[4]]
+    assert names[0] == ("<module>", "import_body.py", markers(script)["IMPORT"]), names
+    assert names[-1] == ("<module>", "import_body_mod.py", markers(mod)["BODY"]), names
+    assert rec.special("<code gone before it was named>", "grown") == 0, r.stdout
+    assert "could not name" not in r.stderr, r.stderr
+    pid = {s[0] for s in rec.stacks}.pop()
+    check_totals(rec, r.stdout, pid)
+
+
+@needs_kernel
 @pytest.mark.parametrize("opt", ["--stacks", "--speedscope", "--pprof"])
 def test_unwritable_stacks_file_fails_before_the_run(opt, tmp_path):
     """A file that cannot be written is said at once, before anything runs or is recorded."""

@@ -144,8 +144,11 @@ def test_no_such_process():
 def test_unsupported_versions(py):
     if py is None:
         pytest.skip("no interpreter older than 3.8 installed")
-    p = subprocess.Popen([py, "-c", "import time; time.sleep(60)"])
+    # once it is up: before, it is refused as "not initialized yet"
+    up = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    p = subprocess.Popen([py, "-c", up], stdout=subprocess.PIPE, text=True)
     try:
+        assert p.stdout.readline() == "up\n"
         assert refused(p.pid) == (
             "pyframe_attach: unsupported python version (3.8 to 3.13 are supported)\n")
     finally:
