@@ -633,10 +633,17 @@ int rec_lines__report(struct rec_lines *rl, struct mp_dat *dat)
 	print_tables(rl, &rs);
 	fflush(stdout);
 	mp_lines__stats(rl->l, &st);
-	if (st.unresolved)
+	if (st.unresolved && !st.walk.snaps_lost && !st.unannounced)
 		p_info("--lines: %llu of %llu stacks have frames mprof could not name: their code "
-		       "was freed first (as a module body's, once its import is done)",
+		       "was gone before it was read",
 		       (unsigned long long)st.unresolved, (unsigned long long)st.stacks);
+	else if (st.unresolved)
+		p_info("--lines: %llu of %llu stacks have frames mprof could not name: their code "
+		       "was gone before it was read, and %llu copies of code and %llu announcements "
+		       "of stacks were lost (the ring was full)",
+		       (unsigned long long)st.unresolved, (unsigned long long)st.stacks,
+		       (unsigned long long)st.walk.snaps_lost,
+		       (unsigned long long)st.unannounced);
 	if (st.walk.failed)
 		p_info("--lines: %llu stack reads failed (frames being rewritten, or not "
 		       "readable): charged to <stack not readable>",

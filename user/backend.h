@@ -184,8 +184,12 @@ struct mp_backend {
 			  int (*code)(void *ctx, pid_t pid, const struct mp_pycode_snap *snap,
 				      size_t size),
 			  void *ctx);
-	/* The walk's counters, summed over CPUs, and the changes the table could not take. */
-	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped);
+	/*
+	 * The walk's counters, summed over CPUs, the changes the table could not take and the new
+	 * stacks that could not be announced (the ring full).
+	 */
+	void (*lines_stats)(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped,
+			    uint64_t *unannounced);
 	/*
 	 * The fd of the RSS page shared with the CPython hook (bpf/mprof.h struct mp_rss_page),
 	 * for a child to inherit, or -EOPNOTSUPP. The backend keeps ownership. NULL: unsupported.

@@ -584,7 +584,8 @@ static int k_lines_poll(struct mp_backend *b, int (*fn)(void *ctx, pid_t pid, ui
 	return (int)k->lines_seen;
 }
 
-static void k_lines_stats(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped)
+static void k_lines_stats(struct mp_backend *b, struct mp_pystats *out, uint64_t *dropped,
+			  uint64_t *unannounced)
 {
 	struct kbackend *k = (struct kbackend *)b;
 	int ncpus = libbpf_num_possible_cpus();
@@ -593,6 +594,7 @@ static void k_lines_stats(struct mp_backend *b, struct mp_pystats *out, uint64_t
 
 	memset(out, 0, sizeof(*out));
 	*dropped = k->skel->bss->stats.lines_dropped;
+	*unannounced = k->skel->bss->stats.lines_new_lost;
 	if (ncpus <= 0)
 		return;
 	/* per-CPU values come one after another, each rounded up to 8 bytes */

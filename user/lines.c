@@ -365,7 +365,7 @@ int mp_lines__collect(struct mp_lines *l, struct mp_backend *be)
 	if (!err)
 		err = be->lines_each(be, collect_one, &c);
 	if (be->lines_stats)
-		be->lines_stats(be, &l->stats.walk, &l->stats.dropped);
+		be->lines_stats(be, &l->stats.walk, &l->stats.dropped, &l->stats.unannounced);
 	return err;
 }
 

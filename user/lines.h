@@ -64,6 +64,7 @@ struct mp_lines_stats {
 	uint64_t stacks;     /* distinct stacks seen */
 	uint64_t unresolved; /* of which could not be named (their code was gone) */
 	uint64_t dropped;    /* changes the kernel's table could not take */
+	uint64_t unannounced; /* new stacks the kernel could not announce (the ring full) */
 	uint64_t bad_snaps;  /* code snapshots refused as malformed */
 	struct mp_pystats walk;
 };
