@@ -768,7 +768,7 @@ struct mp_py__snap_ctx {
 	const struct mp_pystack *st;
 	struct mp_pycode_snap *b;
 	struct mp_py_scratch *s;
-	__u32 tgid;
+	__u32 tgid, ptgid;
 };
 
 /* A str object's start into region @i (at data offset @off): as much of MP_PY_SNAP_STR as reads. */
@@ -826,7 +826,7 @@ static long mp_py__snap_step(__u64 i, void *arg)
 	b->tgid = c->tgid;
 	b->code = f->code;
 	b->tag = f->tag;
-	b->pad = 0;
+	b->ptgid = c->ptgid;
 	b->r[MP_PYSNAP_CODE].addr = f->code;
 	b->r[MP_PYSNAP_CODE].len = n;
 	b->r[MP_PYSNAP_CODE].off = MP_PYSNAP_OFF_CODE;
@@ -885,6 +885,7 @@ static __always_inline void mp_py_snap_stack(__u32 tgid, __u64 id)
 	struct mp_py__snap_ctx c = { .tgid = tgid };
 	__u32 zero = 0;
 
+	c.ptgid = BPF_CORE_READ(bpf_get_current_task_btf(), real_parent, tgid);
 	c.pp = bpf_map_lookup_elem(&mp_py_procs, &tgid);
 	c.st = bpf_map_lookup_elem(&mp_py_stacks, &id);
 	c.b = bpf_map_lookup_elem(&mp_py_snapbuf, &zero);

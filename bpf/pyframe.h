@@ -192,8 +192,8 @@ struct mp_pycode_snap {
 	__u32 kind; /* MP_LINE_REC_CODE */
 	__u32 tgid;
 	__u64 code;
-	__u32 tag; /* the frames' tag (struct mp_pyframe) */
-	__u32 pad;
+	__u32 tag;   /* the frames' tag (struct mp_pyframe) */
+	__u32 ptgid; /* the parent process: a forked child's interpreter is its parent's */
 	struct mp_pysnap_region r[MP_PY_SNAP_REGIONS];
 	__u8 data[MP_PYSNAP_OFF_TABLE + MP_PY_SNAP_TABLE];
 };

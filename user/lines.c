@@ -251,18 +251,29 @@ static int grow(struct mp_lines *l)
 
 /*
  * The target of @pid, opened now if it is new: a forked child of a target (same interpreter,
- * its own memory to read). NULL on ENOMEM.
+ * its own memory to read). One that cannot be opened any more (a child that exited at once) is
+ * described as its parent @ppid (0: unknown) is, as BPF described it. NULL on ENOMEM.
  */
-static struct target *target_for(struct mp_lines *l, pid_t pid)
+static struct target *target_for(struct mp_lines *l, pid_t pid, pid_t ppid)
 {
-	struct target *t = target_of(l, pid);
+	struct target *t = target_of(l, pid), *p;
 	const char *why;
 
-	if (!t) {
-		t = target_add(l, pid);
-		if (t && target_open(t, &why))
-			t->failed = true;
+	if (t)
+		return t;
+	t = target_add(l, pid);
+	if (!t || !target_open(t, &why))
+		return t;
+	p = ppid ? target_of(l, ppid) : NULL; /* after target_add(), which may move the targets */
+	if (p && p->t && !mp_pytarget__fork(p->t, pid, &t->t)) {
+		if (!t->cwd[0])
+			memcpy(t->cwd, p->cwd, sizeof(t->cwd));
+		if (!mp_pyresolver__new(t->t, &t->r))
+			return t;
+		mp_pytarget__free(t->t);
+		t->t = NULL;
 	}
+	t->failed = true;
 	return t;
 }
 
@@ -277,7 +288,7 @@ static void resolve(struct mp_lines *l, struct mp_backend *be, struct rstack *s)
 		s->ok = true;
 		return;
 	}
-	t = target_for(l, s->pid);
+	t = target_for(l, s->pid, 0);
 	if (!t || !t->r || be->lines_stack(be, s->id, &ps) || !ps.depth ||
 	    ps.depth > MP_PY_MAX_DEPTH) {
 		l->stats.unresolved++;
@@ -415,7 +426,7 @@ static int wake_one(void *ctx, pid_t pid, uint64_t stack)
 static int wake_code(void *ctx, pid_t pid, const struct mp_pycode_snap *snap, size_t size)
 {
 	struct collect_ctx *c = ctx;
-	struct target *t = target_for(c->l, pid);
+	struct target *t = target_for(c->l, pid, (pid_t)snap->ptgid);
 	int err;
 
 	if (!t)

@@ -764,6 +764,19 @@ cleanup:
 	return err;
 }
 
+int mp_pytarget__fork(const struct mp_pytarget *t, pid_t pid, struct mp_pytarget **out)
+{
+	struct mp_pytarget *c = malloc(sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	*c = *t; /* no pointers: every field is a value or an address in the target */
+	c->pid = pid;
+	*out = c;
+	return 0;
+}
+
 void mp_pytarget__free(struct mp_pytarget *t)
 {
 	free(t);

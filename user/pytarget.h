@@ -64,6 +64,14 @@ struct mp_pytarget {
 int mp_pytarget__open(pid_t pid, const struct mp_pytarget_opts *opts, struct mp_pytarget **out,
 		      const char **why);
 
+/*
+ * mp_pytarget__fork - the target of @pid, a child that @t's process forked without exec: the
+ * same interpreter at the same addresses (a fork copies the address space). For a child that is
+ * gone before it could be opened; BPF describes a forked child with its parent's mp_pyproc too.
+ * Returns: 0 and a new target in *@out (free it with mp_pytarget__free()), or -ENOMEM.
+ */
+int mp_pytarget__fork(const struct mp_pytarget *t, pid_t pid, struct mp_pytarget **out);
+
 /* Accepts NULL. */
 void mp_pytarget__free(struct mp_pytarget *t);
 

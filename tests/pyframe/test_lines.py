@@ -390,6 +390,30 @@ def test_module_body_named_after_its_code_and_process_are_gone(py, tmp_path):
 
 
 @needs_kernel
+@pytest.mark.parametrize("py", [p for _, p in PYS], ids=[n for n, _ in PYS])
+def test_forked_children_that_exit_at_once_are_named(py, tmp_path):
+    """Children forked by the script, each gone a few ms after its line: every child's line is
+    charged its 8 MiB bytearray (what lies around the line, copy-on-write faults, goes to the
+    lines around it: the child's own RSS change across them bounds it), named as in the
+    parent's interpreter."""
+    script = os.path.join(SCRIPTS, "fork_children.py")
+    dat = tmp_path / "kids.dat"
+    r = subprocess.run([MPROF, "run", "--lines", "--top", "0", "-o", str(dat), py, script],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    kids = {int(w[1]): int(w[2]) for w in (ln.split() for ln in r.stdout.splitlines())
+            if len(w) == 3 and w[0] == "child"}
+    assert len(kids) == 20, r.stdout
+    rec = LineRecords(dat)
+    line = markers(script)["CHILD"]
+    for pid, delta in kids.items():
+        got = sum(x[1] for x in rec.lines if x[0] == pid and x[4] == line and
+                  os.path.basename(x[6]) == "fork_children.py")
+        assert near(got, 8 * MIB) and got <= delta, (pid, got, delta, r.stdout)
+    assert "could not name" not in r.stderr, r.stderr
+
+
+@needs_kernel
 @pytest.mark.parametrize("opt", ["--stacks", "--speedscope", "--pprof"])
 def test_unwritable_stacks_file_fails_before_the_run(opt, tmp_path):
     """A file that cannot be written is said at once, before anything runs or is recorded."""
