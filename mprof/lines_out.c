@@ -234,7 +234,7 @@ static int sink_event(struct mp_sink *s, const struct mp_sample *ev)
 
 	/* the counts are in the kernel's table, read at ticks; an exit releases what is left */
 	if (ev->kind == MP_EV_EXIT && mp_lines__attached(rl->l))
-		return mp_lines__exited(rl->l, ev->pid, ev->bytes);
+		return mp_lines__exited(rl->l, rl->be, ev->pid, ev->bytes);
 	if (ev->kind == MP_EV_EXEC || (ev->kind == MP_EV_JOIN && rl->fleet))
 		return on_exec(rl, ev->pid, ev->t);
 	return 0;

@@ -19,6 +19,7 @@ struct target {
 	bool failed;	    /* could not be opened: its stacks stay unresolved */
 	bool attached;	    /* described to the kernel side by mp_lines__attach() */
 	bool was_attached;  /* before an exec */
+	bool exited;	    /* its interpreter and resolver let go: the pid may come back */
 };
 
 /* A resolved stack of one process. */
@@ -120,11 +121,28 @@ static struct target *target_of(struct mp_lines *l, pid_t pid)
 	return NULL;
 }
 
+static void read_cwd(struct target *t)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)t->pid);
+	n = readlink(path, t->cwd, sizeof(t->cwd) - 1);
+	t->cwd[n > 0 ? n : 0] = 0;
+}
+
+/* Let go of @t's interpreter and resolver (its stacks keep their names). */
+static void target_close(struct target *t)
+{
+	mp_pyresolver__free(t->r);
+	mp_pytarget__free(t->t);
+	t->r = NULL;
+	t->t = NULL;
+}
+
 static struct target *target_add(struct mp_lines *l, pid_t pid)
 {
 	struct target *nt = realloc(l->targets, (l->ntargets + 1) * sizeof(*nt)), *t;
-	char path[64];
-	ssize_t n;
 
 	if (!nt)
 		return NULL;
@@ -132,9 +150,7 @@ static struct target *target_add(struct mp_lines *l, pid_t pid)
 	t = &l->targets[l->ntargets++];
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
-	n = readlink(path, t->cwd, sizeof(t->cwd) - 1);
-	t->cwd[n > 0 ? n : 0] = 0;
+	read_cwd(t);
 	return t;
 }
 
@@ -174,6 +190,12 @@ int mp_lines__attach(struct mp_lines *l, struct mp_backend *be, pid_t pid, const
 			*why = "out of memory";
 		return -ENOMEM;
 	}
+	if (t->exited) {
+		/* the pid of a process that exited, used again */
+		t->exited = false;
+		t->failed = false;
+		read_cwd(t);
+	}
 	if (!t->t) {
 		err = target_open(t, why);
 		if (err)
@@ -193,10 +215,7 @@ void mp_lines__exec(struct mp_lines *l, pid_t pid)
 
 	if (!t)
 		return;
-	mp_pyresolver__free(t->r);
-	mp_pytarget__free(t->t);
-	t->r = NULL;
-	t->t = NULL;
+	target_close(t);
 	t->failed = false;
 	t->was_attached = t->was_attached || t->attached;
 	t->attached = false;
@@ -259,9 +278,16 @@ static struct target *target_for(struct mp_lines *l, pid_t pid, pid_t ppid)
 	struct target *t = target_of(l, pid), *p;
 	const char *why;
 
-	if (t)
+	if (t && !t->exited)
 		return t;
-	t = target_add(l, pid);
+	if (t) {
+		/* the pid of a process that exited, used again */
+		t->exited = false;
+		t->failed = false;
+		read_cwd(t);
+	} else {
+		t = target_add(l, pid);
+	}
 	if (!t || !target_open(t, &why))
 		return t;
 	p = ppid ? target_of(l, ppid) : NULL; /* after target_add(), which may move the targets */
@@ -380,9 +406,21 @@ int mp_lines__collect(struct mp_lines *l, struct mp_backend *be)
 	return err;
 }
 
-int mp_lines__exited(struct mp_lines *l, pid_t pid, uint64_t rss)
+int mp_lines__exited(struct mp_lines *l, struct mp_backend *be, pid_t pid, uint64_t rss)
 {
+	struct target *t;
 	struct gone *ng;
+	int err;
+
+	/* what it announced before it exited is named first, then its copies are let go */
+	err = mp_lines__wake(l, be);
+	if (err)
+		return err;
+	t = target_of(l, pid);
+	if (t) {
+		target_close(t);
+		t->exited = true;
+	}
 
 	for (size_t i = 0; i < l->ngone; i++)
 		if (l->gone[i].pid == pid) {

@@ -111,9 +111,12 @@ int mp_lines__wake(struct mp_lines *l, struct mp_backend *be);
 
 /*
  * Process @pid exited with @rss bytes resident: those are released with it, a row and a stack
- * of their own (MP_LINE_EXIT), so that its rows add up to its RSS change. Returns 0 or -ENOMEM.
+ * of their own (MP_LINE_EXIT), so that its rows add up to its RSS change. What @be announced
+ * before is named first; then the process's interpreter, resolver and code copies are let go
+ * (a fleet's short-lived processes do not add up), and the pid may be used again. Returns 0 or
+ * -errno.
  */
-int mp_lines__exited(struct mp_lines *l, pid_t pid, uint64_t rss);
+int mp_lines__exited(struct mp_lines *l, struct mp_backend *be, pid_t pid, uint64_t rss);
 
 typedef int (*mp_line_row_fn)(void *ctx, const struct mp_line_row *r);
 typedef int (*mp_line_stack_fn)(void *ctx, const struct mp_line_stack *s);
