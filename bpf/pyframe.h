@@ -165,7 +165,8 @@ static inline __u32 mp_pyframe_tag(__u64 filename, __u64 name, __u32 firstlineno
 #define MP_PY_SNAP_HDR 256
 #define MP_PY_SNAP_STR 256  /* a str's header (<= 80 bytes) and its first characters */
 #define MP_PY_SNAP_BYTES 64 /* a bytes object's header */
-#define MP_PY_SNAP_TABLE 16384 /* the line table of a 3000-line module body fits */
+/* all but 1 of the 19966 line tables of Debian 3.11.2's standard library (median 61 bytes) */
+#define MP_PY_SNAP_TABLE 16384
 #define MP_PY_SNAP_REGIONS 5
 
 enum mp_pysnap_slot {
