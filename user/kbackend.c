@@ -701,7 +701,9 @@ static int load_skel(struct kbackend *k, int ncpus, int use_tp, int oom, const c
 		if (bpf_map__set_max_entries(k->skel->maps.line_agg, 1) ||
 		    bpf_map__set_max_entries(k->skel->maps.line_new, getpagesize()) ||
 		    bpf_map__set_max_entries(k->skel->maps.mp_py_stacks, 1) ||
-		    bpf_map__set_max_entries(k->skel->maps.mp_py_procs, 1)) {
+		    bpf_map__set_max_entries(k->skel->maps.mp_py_procs, 1) ||
+		    /* an LRU hash keeps a free list per CPU: at least one entry each */
+		    bpf_map__set_max_entries(k->skel->maps.mp_py_sent, (__u32)ncpus)) {
 			*reason = "cannot size the line attribution maps";
 			return -EINVAL;
 		}
