@@ -16,28 +16,8 @@
 
 #include "pylayout.h"
 #include "pylines.h"
+#include "pyobjects.h"
 #include "pystr.h"
-
-struct code_sample {
-	unsigned int minor;
-	unsigned int format;
-	const uint8_t *table;
-	size_t tablelen;
-	int firstlineno;
-	const int *lines; /* PyCode_Addr2Line() at byte offsets 0, 2, 4, ... */
-	size_t n_units;	  /* entries of lines: the bytecode's length / 2 */
-	const char *name;
-};
-
-struct str_sample {
-	unsigned int minor;
-	const uint8_t *raw; /* the object's bytes: header, then the characters */
-	size_t rawlen;
-	const uint8_t *utf8; /* NUL-terminated */
-	size_t utf8len;
-};
-
-#include "pyobjects_data.h"
 
 static void lines_match_the_interpreters(void **state)
 {

@@ -16,29 +16,9 @@
 #include <cmocka.h>
 
 #include "pylayout.h"
+#include "pyobjects.h"
 #include "pyresolve.h"
 #include "pytarget.h"
-
-struct code_sample {
-	unsigned int minor;
-	unsigned int format;
-	const uint8_t *table;
-	size_t tablelen;
-	int firstlineno;
-	const int *lines;
-	size_t n_units;
-	const char *name;
-};
-
-struct str_sample {
-	unsigned int minor;
-	const uint8_t *raw;
-	size_t rawlen;
-	const uint8_t *utf8;
-	size_t utf8len;
-};
-
-#include "pyobjects_data.h"
 
 /* Addresses in the pretend target. */
 #define CODE_TYPE 0x1000ull
