@@ -131,6 +131,14 @@ static void read_cwd(struct target *t)
 	t->cwd[n > 0 ? n : 0] = 0;
 }
 
+/* @t's process exited and its pid is used again: a new process, to be opened. */
+static void target_reuse(struct target *t)
+{
+	t->exited = false;
+	t->failed = false;
+	read_cwd(t);
+}
+
 /* Let go of @t's interpreter and resolver (its stacks keep their names). */
 static void target_close(struct target *t)
 {
@@ -190,12 +198,8 @@ int mp_lines__attach(struct mp_lines *l, struct mp_backend *be, pid_t pid, const
 			*why = "out of memory";
 		return -ENOMEM;
 	}
-	if (t->exited) {
-		/* the pid of a process that exited, used again */
-		t->exited = false;
-		t->failed = false;
-		read_cwd(t);
-	}
+	if (t->exited)
+		target_reuse(t);
 	if (!t->t) {
 		err = target_open(t, why);
 		if (err)
@@ -280,14 +284,10 @@ static struct target *target_for(struct mp_lines *l, pid_t pid, pid_t ppid)
 
 	if (t && !t->exited)
 		return t;
-	if (t) {
-		/* the pid of a process that exited, used again */
-		t->exited = false;
-		t->failed = false;
-		read_cwd(t);
-	} else {
+	if (t)
+		target_reuse(t);
+	else
 		t = target_add(l, pid);
-	}
 	if (!t || !target_open(t, &why))
 		return t;
 	p = ppid ? target_of(l, ppid) : NULL; /* after target_add(), which may move the targets */

@@ -36,8 +36,7 @@ struct entry {
 struct snap {
 	uint64_t code; /* 0: free slot */
 	uint32_t tag;
-	struct mp_pycode_snap *s; /* malloc'd, of size bytes */
-	size_t size;
+	struct mp_pycode_snap *s; /* malloc'd, as long as the record was */
 };
 
 struct mp_pyresolver {
@@ -240,7 +239,6 @@ int mp_pyresolver__snapshot(struct mp_pyresolver *r, const struct mp_pycode_snap
 	e->code = snap->code;
 	e->tag = snap->tag;
 	e->s = copy;
-	e->size = size;
 	return 0;
 }
 
@@ -418,9 +416,12 @@ int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 
 		r->cur = sn->code ? sn : NULL;
 	}
-	/* a snapshot holds the header's basic size: what read_ident() and the checks use */
+	/*
+	 * The basic size is what read_ident() and the checks use: all a snapshot holds, and the
+	 * second try for a small code object near the end of a mapping.
+	 */
 	err = r->cur ? -EFAULT : rd(r, code, hdr, sizeof(hdr));
-	if (err == -EFAULT) /* a small code object near the end of a mapping */
+	if (err == -EFAULT)
 		err = rd(r, code, hdr, (size_t)l->code_basicsize);
 	if (err)
 		goto fail;
