@@ -430,7 +430,14 @@ int mp_pyresolver__resolve(struct mp_pyresolver *r, const struct mp_pyframe *f,
 		goto fail;
 	}
 	read_ident(l, hdr, &id);
-	if (f->tag && f->tag != mp_pyframe_tag(id.filename, id.name, (uint32_t)id.firstlineno)) {
+	/*
+	 * A snapshot is the code this frame ran, copied by the event that walked it, even where
+	 * the walk kept the tag of the code that had that address and place in the thread's
+	 * previous stack (a module body imported right after another, at the same depth, in the
+	 * memory the first one freed): the tag is checked against live reads only.
+	 */
+	if (!r->cur && f->tag &&
+	    f->tag != mp_pyframe_tag(id.filename, id.name, (uint32_t)id.firstlineno)) {
 		r->stats.stale++;
 		err = -ESTALE;
 		goto fail;

@@ -43,9 +43,9 @@ int mp_pyresolver__new(const struct mp_pytarget *t, struct mp_pyresolver **out);
  * mp_pyresolver__resolve - where frame @f (as BPF recorded it: code address, instruction byte
  * offset, tag) is.
  * Takes: @f (read only). Fills @out.
- * Returns: 0; -ESTALE (the code object at that address is not the one the frame ran: its tag
- * differs; a frame with tag 0 is not checked), -EINVAL (not, or no longer, a code object, or its
- * fields are not a str and bytes), -ERANGE (the instruction is outside its bytecode), -EFAULT
+ * Returns: 0; -ESTALE (the code object read live at that address is not the one the frame
+ * ran: its tag differs; a frame with tag 0, or named from a snapshot, is not checked), -EINVAL
+ * (not, or no longer, a code object, or its fields are not a str and bytes), -ERANGE (the instruction is outside its bytecode), -EFAULT
  * (unreadable), -ESRCH (the target is gone), -ENOMEM.
  * Owns: the strings in @out stay valid until mp_pyresolver__free(), even when the entry is
  * decoded again later.

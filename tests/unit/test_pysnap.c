@@ -216,6 +216,36 @@ static void what_a_snapshot_lacks_is_read_from_the_process(void **state)
 	mp_pyresolver__free(r);
 }
 
+/*
+ * The walk may keep the tag of the code that had a frame's address and place in the thread's
+ * previous stack; the snapshot taken by the same event is the code that ran there: named from
+ * it, where a live read of that code would be refused as stale.
+ */
+static void a_snapshot_names_a_frame_whose_tag_was_kept(void **state)
+{
+	const struct code_sample *c = all_codes[0][0];
+	const struct str_sample *s = ascii_str(c->minor);
+	uint32_t kept = mp_pyframe_tag(FILE_STR + 0x100, NAME_STR, (uint32_t)c->firstlineno);
+	struct mp_pyframe f = { CODE, 0, kept };
+	struct mp_pyresolver *r = NULL;
+	struct mp_pycode_snap *snap;
+	struct mp_pytarget t;
+	struct mp_pyloc loc;
+	size_t size;
+
+	(void)state;
+	fake_target(&t, c->minor);
+	assert_int_equal(mp_pyresolver__new(&t, &r), 0);
+	snap = make_snap(&t, c, s, SIZE_MAX, &size);
+	snap->tag = kept; /* BPF files the copy under the frame's tag */
+	assert_int_equal(mp_pyresolver__snapshot(r, snap, size), 0);
+	assert_int_equal(mp_pyresolver__resolve(r, &f, &loc), 0);
+	assert_string_equal(loc.name, (const char *)s->utf8);
+	assert_int_equal(loc.line, c->lines[0] < 0 ? 0 : c->lines[0]);
+	free(snap);
+	mp_pyresolver__free(r);
+}
+
 static void malformed_records_are_refused(void **state)
 {
 	const struct code_sample *c = all_codes[0][0];
@@ -289,6 +319,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(frames_named_from_the_snapshot_alone),
 		cmocka_unit_test(what_a_snapshot_lacks_is_read_from_the_process),
+		cmocka_unit_test(a_snapshot_names_a_frame_whose_tag_was_kept),
 		cmocka_unit_test(malformed_records_are_refused),
 		cmocka_unit_test(many_snapshots),
 	};
